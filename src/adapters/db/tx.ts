@@ -1,0 +1,68 @@
+import { type IsolationLevel, sql, type Transaction } from 'kysely';
+import type { Db } from './database.js';
+import type { DB } from './schema.js';
+
+export type Tx = Transaction<DB>;
+/** Repository functions take this as their first argument: a pool handle or a transaction. */
+export type DbOrTx = Db | Tx;
+
+/** The non-superuser role every business transaction runs as, so Row-Level Security applies. */
+export const APP_ROLE = 'billvault_app';
+
+const RETRYABLE = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
+
+export interface TxOptions {
+  /** The org whose rows this transaction may see; unset means no org rows are visible. */
+  orgId?: string | null;
+  isolation?: IsolationLevel;
+  /** Attempts in total on serialization failure or deadlock. */
+  attempts?: number;
+}
+
+function sqlState(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e
+    ? String((e as { code: unknown }).code)
+    : undefined;
+}
+
+/** True for errors the database asks the client to retry (SQLSTATE 40001, 40P01). */
+export function isRetryable(e: unknown): boolean {
+  const code = sqlState(e);
+  return code !== undefined && RETRYABLE.has(code);
+}
+
+/**
+ * Runs fn in a transaction as the application role, scoped to one org (`SET LOCAL ROLE`,
+ * `app.org_id`), retrying the whole function with jittered backoff on serialization
+ * failures and deadlocks. fn must have no outside side effects: it may run more than once.
+ */
+export async function inTransaction<T>(db: Db, opts: TxOptions, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const attempts = opts.attempts ?? 8;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db
+        .transaction()
+        .setIsolationLevel(opts.isolation ?? 'read committed')
+        .execute(async (tx) => {
+          await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${opts.orgId ?? ''}, true)`.execute(
+            tx,
+          );
+          return fn(tx);
+        });
+    } catch (e) {
+      if (!isRetryable(e) || attempt >= attempts) throw e;
+      const backoff = Math.min(200, 2 ** attempt) * (0.5 + Math.random());
+      await new Promise((r) => setTimeout(r, backoff));
+    }
+  }
+}
+
+/** Shorthand for an org-scoped transaction. */
+export function inOrg<T>(
+  db: Db,
+  orgId: string,
+  fn: (tx: Tx) => Promise<T>,
+  opts: Omit<TxOptions, 'orgId'> = {},
+) {
+  return inTransaction(db, { ...opts, orgId }, fn);
+}

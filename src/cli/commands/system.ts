@@ -1,0 +1,140 @@
+import type { Command } from 'commander';
+import { migrate, migrationStatus } from '../../adapters/db/index.js';
+import { createOrg, listOrgsAsOperator } from '../../app/orgs.js';
+import { loadConfig } from '../../config/config.js';
+import { openRuntime } from '../../main/runtime.js';
+import { isLoopback, startServer } from '../../main/server.js';
+import { CliError, makeOut } from '../output.js';
+
+interface GlobalOpts {
+  json?: boolean;
+}
+
+function globals(cmd: Command): GlobalOpts {
+  return cmd.optsWithGlobals() as GlobalOpts;
+}
+
+/** serve, migrate, init, doctor. */
+export function registerSystemCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the HTTP server (migrates the database first)')
+    .option('--host <host>', 'address to listen on (env HOST, default 127.0.0.1)')
+    .option('--port <port>', 'port to listen on (env PORT, default 3000)')
+    .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (env BILLVAULT_TLS_CERT)')
+    .option('--tls-key <file>', 'PEM private key (env BILLVAULT_TLS_KEY)')
+    .option(
+      '--behind-tls-proxy',
+      'allow a non-loopback listener without TLS because a TLS proxy sits in front',
+    )
+    .action(
+      async (opts: {
+        host?: string;
+        port?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        behindTlsProxy?: boolean;
+      }) => {
+        const config = loadConfig(process.env, {
+          HOST: opts.host,
+          PORT: opts.port as unknown as number,
+          BILLVAULT_TLS_CERT: opts.tlsCert,
+          BILLVAULT_TLS_KEY: opts.tlsKey,
+          BILLVAULT_BEHIND_TLS_PROXY: opts.behindTlsProxy ? true : undefined,
+        });
+        const rt = await openRuntime(config, { migrate: true });
+        let server: Awaited<ReturnType<typeof startServer>>;
+        try {
+          server = await startServer(rt);
+        } catch (e) {
+          await rt.close();
+          throw e;
+        }
+        rt.logger.info({ url: server.url, database: rt.database.describe }, 'billvault listening');
+        process.stderr.write(`Billvault is serving on ${server.url} (${rt.database.kind} PostgreSQL)\n`);
+        let stopping = false;
+        const stop = async (signal: string) => {
+          if (stopping) return;
+          stopping = true;
+          rt.logger.info({ signal }, 'shutting down');
+          await server.close().catch(() => {});
+          await rt.close().catch(() => {});
+          process.exit(0);
+        };
+        process.on('SIGINT', () => void stop('SIGINT'));
+        process.on('SIGTERM', () => void stop('SIGTERM'));
+      },
+    );
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations')
+    .action(async (_opts, cmd: Command) => {
+      const out = makeOut(Boolean(globals(cmd).json));
+      const rt = await openRuntime(loadConfig(), { migrate: false });
+      try {
+        const applied = await migrate(rt.database.pool);
+        out.result(
+          { applied, database: rt.database.kind },
+          applied.length ? `applied: ${applied.join(', ')}` : 'schema is current',
+        );
+      } finally {
+        await rt.close();
+      }
+    });
+
+  program
+    .command('init')
+    .description('create the first org and its owner')
+    .requiredOption('--org-name <name>', 'name of the organisation')
+    .requiredOption(
+      '--owner-email <email>',
+      "owner's email (password from a prompt or BILLVAULT_OWNER_PASSWORD)",
+    )
+    .option('--currency <code>', 'base currency (ISO 4217)', 'EUR')
+    .action(async (opts: { orgName: string; ownerEmail: string; currency: string }, cmd: Command) => {
+      const out = makeOut(Boolean(globals(cmd).json));
+      const rt = await openRuntime(loadConfig(), { migrate: true });
+      try {
+        const existing = await listOrgsAsOperator(rt.database.db);
+        if (existing.length > 0) throw new CliError(`already initialised (org ${existing[0]?.id} exists)`);
+        const org = await createOrg(rt.database.db, { name: opts.orgName, baseCurrency: opts.currency });
+        out.result({ org }, `created org ${org.id} (${org.name}, ${org.base_currency})`);
+      } finally {
+        await rt.close();
+      }
+    });
+
+  program
+    .command('doctor')
+    .description('report insecure or broken configuration; exits non-zero on any problem')
+    .action(async (_opts, cmd: Command) => {
+      const out = makeOut(Boolean(globals(cmd).json));
+      const problems: string[] = [];
+      const notes: string[] = [];
+      const config = loadConfig();
+      if (!config.tls && !config.behindTlsProxy && !isLoopback(config.host)) {
+        problems.push(`TLS is off on the public address ${config.host}`);
+      }
+      try {
+        const rt = await openRuntime(config, { migrate: false });
+        try {
+          notes.push(`database: ${rt.database.describe}`);
+          const status = await migrationStatus(rt.database.pool);
+          if (status.pending.length > 0)
+            problems.push(`schema is outdated: ${status.pending.length} migration(s) pending`);
+        } finally {
+          await rt.close();
+        }
+      } catch (e) {
+        problems.push(`database: ${(e as Error).message}`);
+      }
+      out.result(
+        { ok: problems.length === 0, problems, notes },
+        [...notes, ...(problems.length ? problems.map((p) => `problem: ${p}`) : ['no problems found'])].join(
+          '\n',
+        ),
+      );
+      if (problems.length > 0) process.exitCode = 1;
+    });
+}

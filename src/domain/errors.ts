@@ -1,0 +1,53 @@
+/**
+ * Stable error codes. Clients rely on them; add new ones, never rename.
+ * Each code maps to exactly one HTTP status in src/http/errors.ts (the map is exhaustive).
+ */
+export const ERROR_CODES = [
+  // 400: malformed request
+  'bad_request',
+  'invalid_json',
+  'payload_too_large',
+  // 401
+  'unauthenticated',
+  'invalid_credentials',
+  // 403
+  'forbidden',
+  'csrf_failed',
+  // 404
+  'not_found',
+  // 409
+  'conflict',
+  'idempotency_key_reused',
+  // 422: well-formed but invalid
+  'validation_failed',
+  'currency_unknown',
+  'currency_mismatch',
+  'amount_invalid',
+  'rate_invalid',
+  'quantity_invalid',
+  'allocation_invalid',
+  // 429
+  'rate_limited',
+  // 500
+  'internal_error',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The one error type of the domain and use cases: a stable code, a safe message, and the offending param. */
+export class DomainError extends Error {
+  constructor(
+    public readonly code: ErrorCode,
+    message: string,
+    public readonly param?: string,
+    public readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+/** True when the value is a DomainError carrying the given code. */
+export function isDomainError(e: unknown, code?: ErrorCode): e is DomainError {
+  return e instanceof DomainError && (code === undefined || e.code === code);
+}

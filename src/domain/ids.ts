@@ -1,0 +1,61 @@
+/**
+ * Prefixed random identifiers (`inv_…`): 160 bits of randomness from the platform CSPRNG,
+ * encoded in Crockford base32 so they are URL-safe, case-insensitive and unambiguous.
+ */
+export const ID_PREFIXES = {
+  org: 'org',
+  user: 'usr',
+  membership: 'mem',
+  session: 'ses',
+  api_key: 'key',
+  customer: 'cus',
+  product: 'prd',
+  tax_rate: 'txr',
+  quote: 'quo',
+  invoice: 'inv',
+  credit_note: 'cn',
+  payment: 'pay',
+  refund: 'ref',
+  subscription: 'sub',
+  event: 'evt',
+  setting: 'set',
+  request: 'req',
+} as const;
+
+export type IdKind = keyof typeof ID_PREFIXES;
+export type IdPrefix = (typeof ID_PREFIXES)[IdKind];
+
+const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+const RANDOM_BYTES = 20; // 160 bits
+const BODY_LENGTH = 32; // 160 bits / 5 bits per char
+
+function encode(bytes: Uint8Array): string {
+  let out = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  return out;
+}
+
+/** Returns a new random id with the prefix of the given kind, e.g. `inv_0k3…`. */
+export function newId(kind: IdKind): string {
+  const bytes = new Uint8Array(RANDOM_BYTES);
+  globalThis.crypto.getRandomValues(bytes);
+  return `${ID_PREFIXES[kind]}_${encode(bytes)}`;
+}
+
+const ID_PATTERN = new RegExp(`^([a-z]{2,3})_[${ALPHABET}]{${BODY_LENGTH}}$`);
+
+/** True when the string is a well-formed id of the given kind. */
+export function isId(kind: IdKind, value: string): boolean {
+  const m = ID_PATTERN.exec(value);
+  return m !== null && m[1] === ID_PREFIXES[kind];
+}

@@ -1,0 +1,163 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Db } from '../adapters/db/index.js';
+import type { Logger } from '../adapters/log/logger.js';
+import type { Ctx } from '../app/context.js';
+import { recordDenied } from '../app/denials.js';
+import { DomainError } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import { type Actor, can } from '../domain/permissions.js';
+import { errorBody, STATUS_BY_CODE } from './errors.js';
+import type { App, RouteAuth, RouteRecord } from './route.js';
+import { orgRoutes } from './routes/org.js';
+import { systemRoutes } from './routes/system.js';
+import { SECURITY_HEADERS } from './security.js';
+
+export interface Readiness {
+  database: boolean;
+  migrations: 'current' | 'pending' | 'unknown';
+}
+
+export interface AppDeps {
+  db: Db;
+  logger?: Logger;
+  bodyLimitBytes?: number;
+  /** Reports whether the database answers and the schema is current. */
+  readiness: () => Promise<Readiness>;
+  /** Resolves the caller from the request's credentials; null when there are none or they are bad. */
+  authenticate?: (req: FastifyRequest) => Promise<Actor | null>;
+  /** Send HSTS (only when this process terminates TLS or sits behind a TLS proxy). */
+  hsts?: boolean;
+  /** A custom server (HTTPS); the default is plain HTTP. */
+  serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
+  /** More route modules (later features). */
+  plugins?: ((app: App, deps: AppDeps) => void)[];
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ctx: Ctx | null;
+  }
+  interface FastifyInstance {
+    routeTable: RouteRecord[];
+  }
+}
+
+/** Builds the HTTP application without listening, so tests can drive it with inject(). */
+export async function buildApp(deps: AppDeps) {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger | undefined,
+    bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024,
+    genReqId: () => newId('request'),
+    requestIdHeader: false,
+    trustProxy: false,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+    ...(deps.serverFactory ? { serverFactory: deps.serverFactory } : {}),
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('ctx', null);
+  app.decorate('routeTable', [] as RouteRecord[]);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Billvault API', version: '1' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'API key: Bearer bv_live_…' },
+          session: { type: 'apiKey', in: 'cookie', name: '__Host-bv_session' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  // Deny by default: a route that does not say who may call it is a programming error.
+  app.addHook('onRoute', (route) => {
+    if (route.method === 'HEAD' || route.url.startsWith('/documentation')) return;
+    const auth = route.config?.auth as RouteAuth | undefined;
+    if (!auth || (!('public' in auth) && !('permission' in auth))) {
+      throw new Error(`route ${String(route.method)} ${route.url} declares no permission (config.auth)`);
+    }
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) app.routeTable.push({ method: String(method), url: route.url, auth });
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    if (deps.hsts) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
+    reply.header('x-request-id', request.id);
+    const auth = request.routeOptions.config?.auth;
+    if (!auth) return; // 404s for unknown routes fall through to the not-found handler
+    if ('public' in auth) return;
+    const actor = deps.authenticate ? await deps.authenticate(request) : null;
+    if (!actor) throw new DomainError('unauthenticated', 'Authentication required.');
+    request.ctx = {
+      actor,
+      meta: { requestId: request.id, ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
+    };
+    if (!can(actor, auth.permission)) {
+      await recordDenied(
+        deps.db,
+        request.ctx,
+        auth.permission,
+        `${request.method} ${request.routeOptions.url}`,
+      );
+      throw new DomainError('forbidden', `This action needs the ${auth.permission} permission.`);
+    }
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(errorBody('not_found', 'No such route.', request.id));
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    if (err instanceof DomainError) {
+      return reply
+        .code(STATUS_BY_CODE[err.code])
+        .send(errorBody(err.code, err.message, request.id, err.param));
+    }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const first = err.validation[0];
+      const where = first?.instancePath.replace(/^\//, '').replaceAll('/', '.') || undefined;
+      const message = first ? `${where ? `${where}: ` : ''}${first.message}` : 'Invalid request.';
+      return reply.code(422).send(errorBody('validation_failed', message, request.id, where));
+    }
+    const e = err as { code?: string; statusCode?: number };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply
+        .code(413)
+        .send(errorBody('payload_too_large', 'The request body is too large.', request.id));
+    }
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply
+        .code(415)
+        .send({ error: { ...errorBody('bad_request', 'Send application/json.', request.id).error } });
+    }
+    if (e.statusCode === 400 || e.code?.startsWith('FST_ERR_CTP')) {
+      return reply
+        .code(400)
+        .send(errorBody('invalid_json', 'The request body is not valid JSON.', request.id));
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.code(500).send(errorBody('internal_error', 'Something went wrong.', request.id));
+  });
+
+  systemRoutes(app, deps);
+  orgRoutes(app, deps);
+  for (const plugin of deps.plugins ?? []) plugin(app, deps);
+  return app;
+}
+
+export type BuiltApp = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { MigrationError } from '../adapters/db/index.js';
+import { registerSystemCommands } from '../cli/commands/system.js';
+import { CliError } from '../cli/output.js';
+import { ConfigError } from '../config/config.js';
+import { DomainError } from '../domain/errors.js';
+
+/** The `billvault` command: every failure is one line on stderr and a non-zero exit. */
+export async function runCli(argv: string[]): Promise<number> {
+  const program = new Command('billvault')
+    .description('Billvault: self-hostable, security-first billing')
+    .option('--json', 'machine-readable output')
+    .exitOverride()
+    .showHelpAfterError(false)
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerSystemCommands(program);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    const expected =
+      e instanceof ConfigError ||
+      e instanceof CliError ||
+      e instanceof MigrationError ||
+      e instanceof DomainError;
+    const message = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`billvault: error: ${expected ? message : `unexpected: ${message}`}\n`);
+    return e instanceof ConfigError ? 2 : 1;
+  }
+}

@@ -1,0 +1,39 @@
+import { type Database, migrate, migrationStatus, openDatabase } from '../adapters/db/index.js';
+import { createLogger, type Logger } from '../adapters/log/logger.js';
+import type { Config } from '../config/config.js';
+
+/** The process-wide parts every entry point needs: config, logger, database. */
+export interface Runtime {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  close(): Promise<void>;
+}
+
+/** Opens the configured database (starting the embedded server if needed), optionally migrating it. */
+export async function openRuntime(
+  config: Config,
+  opts: { migrate: boolean; logger?: Logger },
+): Promise<Runtime> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.dbPoolSize,
+    log: (line) => logger.debug({ component: 'embedded-postgres' }, line),
+  });
+  try {
+    if (opts.migrate) {
+      const applied = await migrate(database.pool);
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    } else {
+      const status = await migrationStatus(database.pool);
+      if (status.pending.length > 0)
+        logger.warn({ pending: status.pending }, 'schema is not current: run billvault migrate');
+    }
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
+  return { config, logger, database, close: () => database.close() };
+}

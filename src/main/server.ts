@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { migrationStatus } from '../adapters/db/index.js';
+import { type Config, ConfigError } from '../config/config.js';
+import { type BuiltApp, buildApp, type Readiness } from '../http/app.js';
+import type { Runtime } from './runtime.js';
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+/** Refuses a listener that would send credentials in clear over a network. */
+export function checkTransport(config: Pick<Config, 'host' | 'tls' | 'behindTlsProxy'>): void {
+  if (!config.tls && !config.behindTlsProxy && !isLoopback(config.host)) {
+    throw new ConfigError(
+      'HOST',
+      `refusing to listen on ${config.host} without TLS: give --tls-cert and --tls-key, or --behind-tls-proxy if a TLS proxy terminates connections`,
+    );
+  }
+}
+
+export interface RunningServer {
+  app: BuiltApp;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Builds the app on an open runtime and listens on the configured address. */
+export async function startServer(rt: Runtime): Promise<RunningServer> {
+  const { config } = rt;
+  checkTransport(config);
+  const readiness = async (): Promise<Readiness> => {
+    try {
+      const status = await migrationStatus(rt.database.pool);
+      return { database: true, migrations: status.pending.length === 0 ? 'current' : 'pending' };
+    } catch {
+      return { database: false, migrations: 'unknown' };
+    }
+  };
+  const tls = config.tls
+    ? { cert: readFileSync(config.tls.certPath), key: readFileSync(config.tls.keyPath) }
+    : undefined;
+  const app = await buildApp({
+    db: rt.database.db,
+    logger: rt.logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    readiness,
+    hsts: Boolean(tls) || config.behindTlsProxy,
+    ...(tls
+      ? { serverFactory: (handler) => https.createServer({ ...tls, minVersion: 'TLSv1.2' }, handler) }
+      : {}),
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const addr = app.server.address();
+  const port = addr && typeof addr === 'object' ? addr.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  return { app, url, close: () => app.close() };
+}
