@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { allocate, mulRate, parseDecimal } from '../../src/domain/money.js';
+import type { Scenario } from '../harness.js';
 
 /** How long each timed loop runs. */
 const DURATION_NS = 1_000_000_000n;
@@ -38,7 +39,7 @@ async function mulRateScenario(): Promise<number> {
   return opsPerSecond((i) => mulRate(amounts[i & 4095] ?? 0n, '19.6', 'half_up'));
 }
 
-export const scenarios = [
+export const scenarios: Scenario[] = [
   { name: 'money.allocate', unit: 'ops/s', run: allocateScenario },
   { name: 'money.mul_rate', unit: 'ops/s', run: mulRateScenario },
 ];

@@ -1,0 +1,36 @@
+import type { Tx } from '../adapters/db/tx.js';
+
+/**
+ * Ports: the small interfaces use cases depend on. Composition roots (src/main/) pick the
+ * adapters that implement them.
+ */
+
+/** Whose data key encrypts a field: an org's own key, or one subject's key inside it (crypto-shredding). */
+export interface CipherScope {
+  /** null for platform-level secrets that belong to no org (e.g. a user's TOTP secret). */
+  orgId: string | null;
+  /** A subject with its own data key, destroyed to shred everything about it (e.g. a customer). */
+  subject?: { type: 'customer' | 'user'; id: string };
+}
+
+/** Where a ciphertext lives; bound into the AAD so it cannot be moved elsewhere. */
+export interface FieldRef {
+  table: string;
+  column: string;
+  rowId: string;
+}
+
+/** Field-level envelope encryption and blind indexes (implemented in src/adapters/crypto/). */
+export interface FieldCipher {
+  encrypt(tx: Tx, scope: CipherScope, field: FieldRef, plaintext: string): Promise<string>;
+  decrypt(tx: Tx, scope: CipherScope, field: FieldRef, ciphertext: string): Promise<string>;
+  /** Keyed, truncated HMAC of the normalised value, for exact-match lookup of encrypted fields. */
+  blindIndex(tx: Tx, orgId: string | null, purpose: string, value: string): Promise<string>;
+}
+
+/** Time, injectable so tests can move it (lockouts, session expiry) without sleeping. */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
