@@ -18,6 +18,12 @@ export const ERROR_CODES = [
   // 409
   'conflict',
   'idempotency_key_reused',
+  'invoice_not_draft',
+  'invoice_not_open',
+  'invoice_has_payments',
+  'quote_not_draft',
+  'quote_not_sent',
+  'quote_expired',
   // 422: well-formed but invalid
   'validation_failed',
   'currency_unknown',
@@ -26,10 +32,20 @@ export const ERROR_CODES = [
   'rate_invalid',
   'quantity_invalid',
   'allocation_invalid',
+  'date_invalid',
+  'tax_rate_invalid',
+  'tax_inclusive_mixed',
+  'discount_invalid',
+  'invoice_empty',
+  'amount_exceeds_remaining',
+  'credit_exceeds_remaining',
+  'numbering_pattern_invalid',
+  'ledger_entry_invalid',
   // 429
   'rate_limited',
   // 500
   'internal_error',
+  'ledger_unbalanced',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
