@@ -20,6 +20,8 @@ export const ID_PREFIXES = {
   event: 'evt',
   setting: 'set',
   request: 'req',
+  data_key: 'dk',
+  contact: 'ctc',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -39,9 +39,77 @@ export interface SchemaMigrationsTable {
   applied_at: Generated<Date>;
 }
 
+export type KeyStatus = 'active' | 'decrypt_only' | 'destroyed';
+
+export interface OrgKeyVersionsTable {
+  org_id: string;
+  version: number;
+  status: KeyStatus;
+  master_key_id: string;
+  wrapped_key: Buffer | null;
+  created_at: Generated<Date>;
+  retired_at: Date | null;
+  destroyed_at: Date | null;
+}
+
+export interface OrgDataKeysTable {
+  org_id: string;
+  id: string;
+  purpose: 'data' | 'blind_index';
+  subject_type: 'org' | 'customer' | 'user';
+  subject_id: string;
+  kek_version: number;
+  status: KeyStatus;
+  wrapped_key: Buffer | null;
+  usage_count: Generated<bigint>;
+  created_at: Generated<Date>;
+  retired_at: Date | null;
+  destroyed_at: Date | null;
+}
+
+export interface PlatformKeyVersionsTable {
+  version: number;
+  status: KeyStatus;
+  master_key_id: string;
+  wrapped_key: Buffer | null;
+  created_at: Generated<Date>;
+  retired_at: Date | null;
+  destroyed_at: Date | null;
+}
+
+export interface PlatformDataKeysTable {
+  id: string;
+  purpose: 'data' | 'blind_index';
+  subject_type: 'platform' | 'customer' | 'user';
+  subject_id: string;
+  kek_version: number;
+  status: KeyStatus;
+  wrapped_key: Buffer | null;
+  usage_count: Generated<bigint>;
+  created_at: Generated<Date>;
+  retired_at: Date | null;
+  destroyed_at: Date | null;
+}
+
+export interface OrgContactsTable {
+  org_id: string;
+  id: string;
+  kind: 'billing' | 'privacy' | 'security';
+  name_enc: string;
+  email_enc: string | null;
+  email_bidx: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface DB {
   orgs: OrgsTable;
   org_settings: OrgSettingsTable;
   audit_events: AuditEventsTable;
   schema_migrations: SchemaMigrationsTable;
+  org_key_versions: OrgKeyVersionsTable;
+  org_data_keys: OrgDataKeysTable;
+  platform_key_versions: PlatformKeyVersionsTable;
+  platform_data_keys: PlatformDataKeysTable;
+  org_contacts: OrgContactsTable;
 }
