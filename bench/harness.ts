@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { connect, type Db, migrate } from '../src/adapters/db/index.js';
+import { closeConnection, connect, type Db, migrate } from '../src/adapters/db/index.js';
 
 /** What a scenario gets: the database server to use, and a way to make a fresh database on it. */
 export interface BenchContext {
@@ -54,7 +54,7 @@ export function makeContext(
 ): BenchContext & {
   cleanup(): Promise<void>;
 } {
-  const made: { name: string; db: Db }[] = [];
+  const made: { name: string; db: Db; pool: pg.Pool }[] = [];
   return {
     dbKind: kind,
     serverUrl,
@@ -69,12 +69,12 @@ export function makeContext(
       u.pathname = `/${name}`;
       const { db, pool } = connect(u.toString(), 20);
       await migrate(pool);
-      made.push({ name, db });
+      made.push({ name, db, pool });
       return { db, pool, url: u.toString() };
     },
     async cleanup() {
       for (const m of made.splice(0)) {
-        await m.db.destroy();
+        await closeConnection(m.db, m.pool);
         const admin = new pg.Client({ connectionString: serverUrl });
         await admin.connect();
         await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(m.name)} WITH (FORCE)`);

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { type Database, migrate, migrationStatus, openDatabase } from '../adapters/db/index.js';
 import { createLogger, type Logger } from '../adapters/log/logger.js';
 import type { Config } from '../config/config.js';
@@ -7,6 +8,8 @@ export interface Runtime {
   config: Config;
   logger: Logger;
   database: Database;
+  /** Migrations this start applied. */
+  applied: string[];
   close(): Promise<void>;
 }
 
@@ -15,16 +18,18 @@ export async function openRuntime(
   config: Config,
   opts: { migrate: boolean; logger?: Logger },
 ): Promise<Runtime> {
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  // Commands other than serve keep stdout for their own output (--json): logs go to stderr.
+  const logger = opts.logger ?? createLogger(config.logLevel, pino.destination(2));
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.dbPoolSize,
     log: (line) => logger.debug({ component: 'embedded-postgres' }, line),
   });
+  let applied: string[] = [];
   try {
     if (opts.migrate) {
-      const applied = await migrate(database.pool);
+      applied = await migrate(database.pool);
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     } else {
       const status = await migrationStatus(database.pool);
@@ -35,5 +40,5 @@ export async function openRuntime(
     await database.close();
     throw e;
   }
-  return { config, logger, database, close: () => database.close() };
+  return { config, logger, database, applied, close: () => database.close() };
 }

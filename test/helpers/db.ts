@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { connect, type Db, migrate } from '../../src/adapters/db/index.js';
+import { closeConnection, connect, type Db, migrate } from '../../src/adapters/db/index.js';
 
 export interface TestDatabase {
   db: Db;
@@ -42,7 +42,7 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
     url,
     name,
     async drop() {
-      await db.destroy();
+      await closeConnection(db, pool);
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`));
     },
   };

@@ -31,6 +31,12 @@ export function describeUrl(url: string): string {
   return `postgres://${u.hostname}:${u.port || 5432}${u.pathname}`;
 }
 
+/** Closes Kysely and its pool (Kysely ends the pool only if it ever used it itself). */
+export async function closeConnection(db: Db, pool: pg.Pool): Promise<void> {
+  await db.destroy();
+  if (!pool.ended) await pool.end();
+}
+
 /** Wraps a connection string in a Kysely instance with its pool. */
 export function connect(url: string, poolSize = 10): { db: Db; pool: pg.Pool } {
   const pool = new pg.Pool({
@@ -60,7 +66,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   try {
     await pool.query('SELECT 1');
   } catch (e) {
-    await db.destroy().catch(() => {});
+    await closeConnection(db, pool).catch(() => {});
     await embedded?.stop();
     throw new Error(`cannot connect to PostgreSQL at ${describeUrl(url)}: ${(e as Error).message}`);
   }
@@ -72,7 +78,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
       ? `embedded PostgreSQL (${describeUrl(url)})`
       : `external PostgreSQL (${describeUrl(url)})`,
     async close() {
-      await db.destroy();
+      await closeConnection(db, pool);
       await embedded?.stop();
     },
   };

@@ -165,12 +165,19 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       if (ids) await chown(clusterDir, ids.uid, ids.gid);
     }
   }
-  try {
-    await server.start();
-  } catch (e) {
-    throw new Error(
-      `the embedded PostgreSQL server in ${clusterDir} did not start${e instanceof Error ? `: ${e.message}` : ''}`,
-    );
+  // Right after a crash the old server's backends may hold shared memory for a moment: retry briefly.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await server.start();
+      break;
+    } catch (e) {
+      if (attempt >= 5) {
+        throw new Error(
+          `the embedded PostgreSQL server in ${clusterDir} did not start${e instanceof Error ? `: ${e.message}` : ''} (its log is at debug level)`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
   }
   const pid = Number((await readFile(path.join(clusterDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
   const adminUrl = `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;

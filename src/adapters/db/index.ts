@@ -1,4 +1,4 @@
-export { connect, type Database, type Db, describeUrl, openDatabase } from './database.js';
+export { closeConnection, connect, type Database, type Db, describeUrl, openDatabase } from './database.js';
 export { ensureDatabase, startEmbeddedPostgres } from './embedded.js';
 export { MigrationError, migrate, migrationStatus } from './migrate.js';
 export type { DB } from './schema.js';

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { migrate, migrationStatus } from '../../adapters/db/index.js';
+import { migrationStatus } from '../../adapters/db/index.js';
+import { createLogger } from '../../adapters/log/logger.js';
 import { createOrg, listOrgsAsOperator } from '../../app/orgs.js';
 import { loadConfig } from '../../config/config.js';
 import { openRuntime } from '../../main/runtime.js';
-import { isLoopback, startServer } from '../../main/server.js';
+import { checkTransport, isLoopback, startServer } from '../../main/server.js';
 import { CliError, makeOut } from '../output.js';
 
 interface GlobalOpts {
@@ -42,7 +43,8 @@ export function registerSystemCommands(program: Command): void {
           BILLVAULT_TLS_KEY: opts.tlsKey,
           BILLVAULT_BEHIND_TLS_PROXY: opts.behindTlsProxy ? true : undefined,
         });
-        const rt = await openRuntime(config, { migrate: true });
+        checkTransport(config); // before touching the database
+        const rt = await openRuntime(config, { migrate: true, logger: createLogger(config.logLevel) });
         let server: Awaited<ReturnType<typeof startServer>>;
         try {
           server = await startServer(rt);
@@ -71,16 +73,12 @@ export function registerSystemCommands(program: Command): void {
     .description('apply pending database migrations')
     .action(async (_opts, cmd: Command) => {
       const out = makeOut(Boolean(globals(cmd).json));
-      const rt = await openRuntime(loadConfig(), { migrate: false });
-      try {
-        const applied = await migrate(rt.database.pool);
-        out.result(
-          { applied, database: rt.database.kind },
-          applied.length ? `applied: ${applied.join(', ')}` : 'schema is current',
-        );
-      } finally {
-        await rt.close();
-      }
+      const rt = await openRuntime(loadConfig(), { migrate: true });
+      await rt.close();
+      out.result(
+        { applied: rt.applied, database: rt.database.kind },
+        rt.applied.length ? `applied: ${rt.applied.join(', ')}` : 'schema is current',
+      );
     });
 
   program
