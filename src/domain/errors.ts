@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   'rate_invalid',
   'quantity_invalid',
   'allocation_invalid',
+  'card_number_not_allowed',
   'date_invalid',
   'tax_rate_invalid',
   'tax_inclusive_mixed',

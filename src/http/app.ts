@@ -15,6 +15,7 @@ import { recordDenied } from '../app/denials.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { type Actor, can } from '../domain/permissions.js';
+import { registerCardGuard } from './card-guard.js';
 import { errorBody, STATUS_BY_CODE } from './errors.js';
 import type { App, RouteAuth, RouteRecord } from './route.js';
 import { orgRoutes } from './routes/org.js';
@@ -117,6 +118,9 @@ export async function buildApp(deps: AppDeps) {
       throw new DomainError('forbidden', `This action needs the ${auth.permission} permission.`);
     }
   });
+
+  // No card number ever gets past parsing (DESIGN.md §5 Card data).
+  registerCardGuard(app);
 
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody('not_found', 'No such route.', request.id));

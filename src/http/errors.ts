@@ -25,6 +25,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   rate_invalid: 422,
   quantity_invalid: 422,
   allocation_invalid: 422,
+  card_number_not_allowed: 422,
   date_invalid: 422,
   tax_rate_invalid: 422,
   tax_inclusive_mixed: 422,
