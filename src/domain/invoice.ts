@@ -25,6 +25,7 @@ import {
   assertCurrency,
   currencyExponent,
   divRound,
+  formatRational,
   parseQuantity,
   type Rational,
   type RoundingMode,
@@ -70,6 +71,8 @@ export interface ComputeOptions {
 /** A computed line. `amount` is in the invoice's price mode (gross of tax when inclusive); `net_amount` never is. */
 export interface LineTotals {
   readonly index: number;
+  /** The quantity in minimal decimal form. */
+  readonly quantity: string;
   /** quantity × unit price, rounded once. */
   readonly gross_amount: bigint;
   readonly discount_amount: bigint;
@@ -152,6 +155,7 @@ export interface InvoiceTotals {
 }
 
 interface ParsedLine {
+  readonly quantity: Rational;
   readonly gross: bigint;
   readonly discount: bigint;
   readonly charge: bigint;
@@ -313,7 +317,7 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
     }
     const { rates, key } = parseRates(line.tax_rates, `${param}.tax_rates`, registry);
     partitionOf(key);
-    return { gross, discount, charge, amount, rates, partitionKey: key };
+    return { quantity, gross, discount, charge, amount, rates, partitionKey: key };
   });
 
   const docAdjustments: ParsedDocAdjustment[] = [];
@@ -497,6 +501,7 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
 
   const lineTotals: LineTotals[] = lines.map((l, i) => ({
     index: i,
+    quantity: formatRational(l.quantity),
     gross_amount: l.gross,
     discount_amount: l.discount,
     charge_amount: l.charge,
