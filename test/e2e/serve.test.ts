@@ -56,7 +56,10 @@ describe('billvault serve', () => {
       assert.equal(h.status, 200);
       const r = await fetch(`${s.url}/readyz`);
       assert.equal(r.status, 200);
-      assert.deepEqual((await r.json()).checks, { database: true, migrations: 'current' });
+      assert.deepEqual(((await r.json()) as { checks: unknown }).checks, {
+        database: true,
+        migrations: 'current',
+      });
       assert.equal((await fetch(`${s.url}/v1/org`)).status, 401);
     } finally {
       assert.equal(await stop(s), 0);
