@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { MigrationError } from '../adapters/db/index.js';
+import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
 import { CliError } from '../cli/output.js';
 import { ConfigError } from '../config/config.js';
@@ -14,6 +15,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .showHelpAfterError(false)
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerSystemCommands(program);
+  registerKeyCommands(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -249,7 +249,9 @@ export async function listDataKeys(
   const t = tables(orgId);
   const status = filter.status ? sql`AND status = ${filter.status}` : sql``;
   const below =
-    filter.kekVersionBelow !== undefined ? sql`AND kek_version < ${filter.kekVersionBelow}` : sql``;
+    filter.kekVersionBelow !== undefined
+      ? sql`AND kek_version < ${filter.kekVersionBelow} AND status <> 'destroyed'`
+      : sql``;
   const purpose = filter.purpose ? sql`AND purpose = ${filter.purpose}` : sql``;
   const limit = filter.limit !== undefined ? sql`LIMIT ${filter.limit}` : sql``;
   const r = await sql<DataKeyRow>`SELECT ${DK_COLUMNS} FROM ${t.dk}
