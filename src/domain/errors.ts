@@ -13,6 +13,8 @@ export const ERROR_CODES = [
   // 403
   'forbidden',
   'csrf_failed',
+  'step_up_required',
+  'mfa_enrolment_required',
   // 404
   'not_found',
   // 409
@@ -32,6 +34,8 @@ export const ERROR_CODES = [
   'rate_invalid',
   'quantity_invalid',
   'allocation_invalid',
+  'password_rejected',
+  'token_invalid',
   'card_number_not_allowed',
   'date_invalid',
   'tax_rate_invalid',

@@ -20,6 +20,11 @@ export const ID_PREFIXES = {
   event: 'evt',
   setting: 'set',
   request: 'req',
+  invitation: 'ivt',
+  break_glass: 'brk',
+  outbox: 'msg',
+  challenge: 'chl',
+  recovery_code: 'rcv',
   data_key: 'dk',
   contact: 'ctc',
 } as const;

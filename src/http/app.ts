@@ -12,13 +12,16 @@ import type { Db } from '../adapters/db/index.js';
 import type { Logger } from '../adapters/log/logger.js';
 import type { Ctx } from '../app/context.js';
 import { recordDenied } from '../app/denials.js';
+import type { IdentityDeps } from '../app/sessions.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { type Actor, can } from '../domain/permissions.js';
+import { createAuthenticator } from './auth.js';
 import { registerCardGuard } from './card-guard.js';
 import { errorBody, STATUS_BY_CODE } from './errors.js';
 import type { App, RouteAuth, RouteRecord } from './route.js';
 import { orgRoutes } from './routes/org.js';
+import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
 import { SECURITY_HEADERS } from './security.js';
 
@@ -35,6 +38,8 @@ export interface AppDeps {
   readiness: () => Promise<Readiness>;
   /** Resolves the caller from the request's credentials; null when there are none or they are bad. */
   authenticate?: (req: FastifyRequest) => Promise<Actor | null>;
+  /** Users, sessions, API keys, MFA: registers the identity routes and, unless `authenticate` is given, the real authenticator. */
+  identity?: IdentityDeps;
   /** Send HSTS (only when this process terminates TLS or sits behind a TLS proxy). */
   hsts?: boolean;
   /** A custom server (HTTPS); the default is plain HTTP. */
@@ -54,6 +59,7 @@ declare module 'fastify' {
 
 /** Builds the HTTP application without listening, so tests can drive it with inject(). */
 export async function buildApp(deps: AppDeps) {
+  const authenticate = deps.authenticate ?? (deps.identity ? createAuthenticator(deps.identity) : undefined);
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger | undefined,
     bodyLimit: deps.bodyLimitBytes ?? 1024 * 1024,
@@ -102,7 +108,7 @@ export async function buildApp(deps: AppDeps) {
     const auth = request.routeOptions.config?.auth;
     if (!auth) return; // 404s for unknown routes fall through to the not-found handler
     if ('public' in auth) return;
-    const actor = deps.authenticate ? await deps.authenticate(request) : null;
+    const actor = authenticate ? await authenticate(request) : null;
     if (!actor) throw new DomainError('unauthenticated', 'Authentication required.');
     request.ctx = {
       actor,
@@ -160,6 +166,7 @@ export async function buildApp(deps: AppDeps) {
 
   systemRoutes(app, deps);
   orgRoutes(app, deps);
+  if (deps.identity) identityRoutes(app, deps.identity);
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;
 }

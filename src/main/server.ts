@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { createFieldCipher } from '../adapters/crypto/field-cipher.js';
+import { loadKeyProvider } from '../adapters/crypto/key-provider.js';
+import { createPasswordHasher } from '../adapters/crypto/passwords.js';
+import { createTotp } from '../adapters/crypto/totp.js';
+import { createWebAuthn, relyingPartyFromUrl } from '../adapters/crypto/webauthn.js';
 import { migrationStatus } from '../adapters/db/index.js';
+import { type Clock, systemClock } from '../app/ports.js';
+import type { IdentityDeps } from '../app/sessions.js';
 import { type Config, ConfigError } from '../config/config.js';
 import { type BuiltApp, buildApp, type Readiness } from '../http/app.js';
 import type { Runtime } from './runtime.js';
@@ -22,6 +29,21 @@ export function checkTransport(config: Pick<Config, 'host' | 'tls' | 'behindTlsP
       `refusing to listen on ${config.host} without TLS: give --tls-cert and --tls-key, or --behind-tls-proxy if a TLS proxy terminates connections`,
     );
   }
+}
+
+/** The identity adapters (argon2id, TOTP, WebAuthn for BILLVAULT_PUBLIC_URL, the field cipher). */
+export async function createIdentityDeps(rt: Runtime, clock: Clock = systemClock): Promise<IdentityDeps> {
+  const keyProvider = await loadKeyProvider(rt.config);
+  return {
+    db: rt.database.db,
+    clock,
+    cipher: createFieldCipher(keyProvider),
+    passwords: createPasswordHasher(),
+    totp: createTotp('Billvault'),
+    webauthn: createWebAuthn(relyingPartyFromUrl(rt.config.publicUrl)),
+    sessionLimits: rt.config.session,
+    warn: (event, message) => rt.logger.warn(event, message),
+  };
 }
 
 export interface RunningServer {
@@ -50,6 +72,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
     logger: rt.logger,
     bodyLimitBytes: config.bodyLimitBytes,
     readiness,
+    identity: await createIdentityDeps(rt),
     hsts: Boolean(tls) || config.behindTlsProxy,
     ...(tls
       ? { serverFactory: (handler) => https.createServer({ ...tls, minVersion: 'TLSv1.2' }, handler) }
