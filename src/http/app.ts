@@ -11,6 +11,7 @@ import {
 import type { Db } from '../adapters/db/index.js';
 import type { Logger } from '../adapters/log/logger.js';
 import type { Ctx } from '../app/context.js';
+import type { BillingDeps } from '../app/customers.js';
 import { recordDenied } from '../app/denials.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { DomainError } from '../domain/errors.js';
@@ -19,7 +20,9 @@ import { type Actor, can } from '../domain/permissions.js';
 import { createAuthenticator } from './auth.js';
 import { registerCardGuard } from './card-guard.js';
 import { errorBody, STATUS_BY_CODE } from './errors.js';
+import { registerIdempotency } from './idempotency.js';
 import type { App, RouteAuth, RouteRecord } from './route.js';
+import { customerRoutes } from './routes/customers.js';
 import { orgRoutes } from './routes/org.js';
 import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
@@ -44,6 +47,8 @@ export interface AppDeps {
   hsts?: boolean;
   /** A custom server (HTTPS); the default is plain HTTP. */
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
+  /** Customers, catalog and documents; defaults to the identity deps' cipher and clock. */
+  billing?: BillingDeps;
   /** More route modules (later features). */
   plugins?: ((app: App, deps: AppDeps) => void)[];
 }
@@ -167,6 +172,13 @@ export async function buildApp(deps: AppDeps) {
   systemRoutes(app, deps);
   orgRoutes(app, deps);
   if (deps.identity) identityRoutes(app, deps.identity);
+  const billing =
+    deps.billing ??
+    (deps.identity ? { db: deps.db, cipher: deps.identity.cipher, clock: deps.identity.clock } : undefined);
+  if (billing) {
+    registerIdempotency(app, billing);
+    customerRoutes(app, billing);
+  }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;
 }

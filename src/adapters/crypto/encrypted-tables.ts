@@ -13,3 +13,25 @@ export const orgContactsCrypto = encryptedTable({
     email: { column: 'email_enc', blindIndex: { column: 'email_bidx', purpose: 'email' } },
   },
 });
+
+/**
+ * Customers: every PII field under the customer's own data key (subject), so erasure can
+ * destroy that one key. Email and tax id are searchable through blind indexes.
+ */
+export const customersCrypto = encryptedTable({
+  table: 'customers',
+  idColumn: 'id',
+  orgColumn: 'org_id',
+  subject: { type: 'customer', column: 'id' },
+  fields: {
+    name: 'name_enc',
+    legal_name: 'legal_name_enc',
+    email: { column: 'email_enc', blindIndex: { column: 'email_bidx', purpose: 'email' } },
+    cc_emails: 'cc_emails_enc',
+    phone: 'phone_enc',
+    billing_address: 'billing_address_enc',
+    shipping_address: 'shipping_address_enc',
+    tax_id: { column: 'tax_id_enc', blindIndex: { column: 'tax_id_bidx', purpose: 'tax_id' } },
+    notes: 'notes_enc',
+  },
+});

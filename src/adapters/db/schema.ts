@@ -1,3 +1,4 @@
+import type { BillingTables } from './schema-billing.js';
 import type { ColumnType, Generated } from 'kysely';
 
 /** Row types of the tables, for the typed query builder. One interface per table. */
@@ -236,7 +237,7 @@ export interface OutboxTable {
   sent_at: Date | null;
 }
 
-export interface DB {
+export interface DB extends BillingTables {
   orgs: OrgsTable;
   org_settings: OrgSettingsTable;
   audit_events: AuditEventsTable;
