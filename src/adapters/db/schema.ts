@@ -1,5 +1,5 @@
-import type { BillingTables } from './schema-billing.js';
 import type { ColumnType, Generated } from 'kysely';
+import type { BillingTables } from './schema-billing.js';
 
 /** Row types of the tables, for the typed query builder. One interface per table. */
 export interface OrgsTable {
