@@ -12,6 +12,12 @@ import { isDomainError } from '../../src/domain/errors.js';
 import { computeInvoice, type InvoiceTotals } from '../../src/domain/invoice.js';
 
 const UP = { rounding: 'half_up' } as const;
+
+/** n / 10^decimals as a decimal string, built from digits (no floating point). */
+function cents(n: number, decimals: number): string {
+  const digits = String(n).padStart(decimals + 1, '0');
+  return `${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
+}
 const S20 = { percentage: '20', category: 'S' };
 const S5 = { percentage: '5', category: 'S' };
 
@@ -138,7 +144,7 @@ describe('credit notes', () => {
       { percentage: '0', category: 'E', exemption_reason: 'Exempt' },
     );
     const lineArb = fc.record({
-      quantity: fc.integer({ min: 1, max: 5000 }).map((n) => (n / 100).toFixed(2)),
+      quantity: fc.integer({ min: 1, max: 5000 }).map((n) => cents(n, 2)),
       unit_amount: fc.integer({ min: 0, max: 100_000 }),
       tax_rates: fc.uniqueArray(rate, { maxLength: 2, selector: (r) => r.percentage }),
     });
@@ -151,7 +157,7 @@ describe('credit notes', () => {
             fc.record({
               line: fc.integer({ min: 0, max: lineCount - 1 }),
               quantity: fc.option(
-                fc.integer({ min: 1, max: 3000 }).map((n) => (n / 1000).toFixed(3)),
+                fc.integer({ min: 1, max: 3000 }).map((n) => cents(n, 3)),
                 { nil: undefined },
               ),
             }),

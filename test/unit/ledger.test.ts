@@ -275,7 +275,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     customer: fc.integer({ min: 0, max: 2 }),
     lines: fc.array(
       fc.record({
-        quantity: fc.integer({ min: 1, max: 400 }).map((n) => (n / 4).toString()),
+        quantity: fc
+          .integer({ min: 1, max: 400 })
+          .map((n) => `${Math.floor(n / 4)}.${['00', '25', '5', '75'][n % 4]}`),
         unit_amount: fc.integer({ min: 0, max: 50_000 }),
         rate: fc.integer({ min: 0, max: RATES.length - 1 }),
       }),
