@@ -26,6 +26,7 @@ export const ERROR_CODES = [
   'quote_not_draft',
   'quote_not_sent',
   'quote_expired',
+  'quote_not_accepted',
   // 422: well-formed but invalid
   'validation_failed',
   'currency_unknown',

@@ -154,6 +154,9 @@ export interface InvoiceTotals {
   readonly amount_due: bigint;
 }
 
+/** Upper bound on lines per document: far above any real invoice, low enough to bound the work per request. */
+export const MAX_INVOICE_LINES = 1000;
+
 interface ParsedLine {
   readonly quantity: Rational;
   readonly gross: bigint;
@@ -249,8 +252,12 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
   }
   const currency = assertCurrency(input.currency);
   const exponent = currencyExponent(currency);
-  if (!Array.isArray(input.lines))
+  if (!Array.isArray(input.lines)) {
     throw new DomainError('validation_failed', 'lines must be a list', 'lines');
+  }
+  if (input.lines.length > MAX_INVOICE_LINES) {
+    throw new DomainError('validation_failed', `At most ${MAX_INVOICE_LINES} lines`, 'lines');
+  }
 
   const registry = new Map<string, TaxRate>();
   const partitionKeys: string[] = [];

@@ -119,13 +119,13 @@ export interface QuoteContent extends InvoiceInput {
   readonly memo?: string;
 }
 
-/** A draft-invoice input from an accepted quote; throws `quote_not_sent` style codes if it is not accepted. */
+/** A draft-invoice input from an accepted quote; throws `quote_not_accepted` for any other status. */
 export function invoiceDraftFromQuote(
   state: QuoteState,
   quote: QuoteContent,
 ): InvoiceInput & { readonly customer: string; readonly memo?: string } {
   if (state.status !== 'accepted') {
-    throw new DomainError('quote_not_sent', 'Only an accepted quote becomes an invoice', 'status', {
+    throw new DomainError('quote_not_accepted', 'Only an accepted quote becomes an invoice', 'status', {
       status: state.status,
     });
   }

@@ -20,6 +20,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   quote_not_draft: 409,
   quote_not_sent: 409,
   quote_expired: 409,
+  quote_not_accepted: 409,
   validation_failed: 422,
   currency_unknown: 422,
   currency_mismatch: 422,

@@ -363,6 +363,15 @@ describe('computeInvoice', () => {
     );
   });
 
+  it('bounds the number of lines', () => {
+    const line = { quantity: '1', unit_amount: 1 };
+    assert.equal(
+      computeInvoice({ currency: 'EUR', lines: Array.from({ length: 1000 }, () => line) }, UP).total,
+      1000n,
+    );
+    fails({ currency: 'EUR', lines: Array.from({ length: 1001 }, () => line) }, 'validation_failed', 'lines');
+  });
+
   it('computes an empty draft as zero', () => {
     const r = computeInvoice({ currency: 'EUR', lines: [] }, UP);
     assert.equal(r.total, 0n);

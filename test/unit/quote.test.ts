@@ -88,7 +88,7 @@ describe('quotes', () => {
     };
     assert.throws(
       () => invoiceDraftFromQuote(sent, quote),
-      (e) => isDomainError(e, 'quote_not_sent'),
+      (e) => isDomainError(e, 'quote_not_accepted'),
     );
     const accepted = applyQuoteAction(sent, { type: 'accept', today: TODAY });
     const draft = invoiceDraftFromQuote(accepted, quote);
