@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { MigrationError } from '../adapters/db/index.js';
+import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
+import { registerUserCommands } from '../cli/commands/users.js';
 import { CliError } from '../cli/output.js';
 import { ConfigError } from '../config/config.js';
 import { DomainError } from '../domain/errors.js';
@@ -16,6 +18,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerSystemCommands(program);
   registerKeyCommands(program);
+  registerUserCommands(program);
+  registerApiKeyCommands(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -7,7 +7,7 @@ import { createPasswordHasher } from '../adapters/crypto/passwords.js';
 import { createTotp } from '../adapters/crypto/totp.js';
 import { createWebAuthn, relyingPartyFromUrl } from '../adapters/crypto/webauthn.js';
 import { migrationStatus } from '../adapters/db/index.js';
-import { type Clock, systemClock } from '../app/ports.js';
+import { type Clock, type FieldCipher, systemClock } from '../app/ports.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { type Config, ConfigError } from '../config/config.js';
 import { type BuiltApp, buildApp, type Readiness } from '../http/app.js';
@@ -33,11 +33,21 @@ export function checkTransport(config: Pick<Config, 'host' | 'tls' | 'behindTlsP
 
 /** The identity adapters (argon2id, TOTP, WebAuthn for BILLVAULT_PUBLIC_URL, the field cipher). */
 export async function createIdentityDeps(rt: Runtime, clock: Clock = systemClock): Promise<IdentityDeps> {
-  const keyProvider = await loadKeyProvider(rt.config);
+  // The master key is loaded on first use only: creating a user or an API key needs none.
+  let loaded: Promise<FieldCipher> | undefined;
+  const real = () => {
+    loaded ??= loadKeyProvider(rt.config).then((kp) => createFieldCipher(kp));
+    return loaded;
+  };
+  const cipher: FieldCipher = {
+    encrypt: async (tx, scope, field, plaintext) => (await real()).encrypt(tx, scope, field, plaintext),
+    decrypt: async (tx, scope, field, ciphertext) => (await real()).decrypt(tx, scope, field, ciphertext),
+    blindIndex: async (tx, orgId, purpose, value) => (await real()).blindIndex(tx, orgId, purpose, value),
+  };
   return {
     db: rt.database.db,
     clock,
-    cipher: createFieldCipher(keyProvider),
+    cipher,
     passwords: createPasswordHasher(),
     totp: createTotp('Billvault'),
     webauthn: createWebAuthn(relyingPartyFromUrl(rt.config.publicUrl)),

@@ -165,6 +165,30 @@ describe('invoice computation properties', () => {
     );
   });
 
+  it('inclusive, one rate per line: each group tax is within one minor unit of net × rate (BR-CO-17)', () => {
+    const oneRateLine = lineArb(INCLUSIVE_RATES).map((l) => ({
+      ...l,
+      tax_rates: (l.tax_rates ?? []).slice(0, 1),
+    }));
+    fc.assert(
+      fc.property(
+        currencyArb,
+        modeArb,
+        fc.array(oneRateLine, { maxLength: 8 }),
+        (currency, rounding, lines) => {
+          const r = tryCompute({ currency, lines }, rounding);
+          if (r === undefined) return;
+          for (const g of r.tax_breakdown) {
+            // tax = gross − round(gross/(1+r)) differs from round(net × r) by e × (1 + r) with |e| ≤ ½, so ≤ 1 for r ≤ 100 %.
+            const diff = g.tax_amount - percentOf(g.taxable_amount, g.percentage, rounding);
+            assert.ok(diff >= -1n && diff <= 1n, `${g.key}: ${diff}`);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
   it('inclusive: the total is what the customer saw and tax = gross − net per partition', () => {
     fc.assert(
       fc.property(

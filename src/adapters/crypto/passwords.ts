@@ -56,12 +56,12 @@ export function createPasswordHasher(params: Argon2Params = ARGON2_DEFAULTS): Pa
       }
     },
     needsRehash(storedHash) {
-      if (!storedHash.startsWith('$argon2id$')) return true;
-      try {
-        return argon2.needsRehash(storedHash, params);
-      } catch {
-        return true;
-      }
+      // Upgrade only: a hash made with weaker parameters (or another algorithm) is replaced at
+      // the next login; a stronger one is never downgraded.
+      const m = /^\$argon2id\$v=(\d+)\$([a-z0-9=,]+)\$/.exec(storedHash);
+      if (!m) return true;
+      const p = Object.fromEntries((m[2] ?? '').split(',').map((kv) => kv.split('=')));
+      return Number(m[1]) < 19 || !(Number(p.m) >= params.memoryCost) || !(Number(p.t) >= params.timeCost);
     },
     dummyHash() {
       dummy ??= argon2.hash(globalThis.crypto.randomUUID(), options);

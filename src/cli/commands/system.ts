@@ -2,10 +2,12 @@ import type { Command } from 'commander';
 import { migrationStatus } from '../../adapters/db/index.js';
 import { createLogger } from '../../adapters/log/logger.js';
 import { createOrg, listOrgsAsOperator } from '../../app/orgs.js';
+import { createUserAsOperator } from '../../app/users.js';
 import { loadConfig } from '../../config/config.js';
 import { openRuntime } from '../../main/runtime.js';
-import { checkTransport, isLoopback, startServer } from '../../main/server.js';
+import { checkTransport, createIdentityDeps, isLoopback, startServer } from '../../main/server.js';
 import { CliError, makeOut } from '../output.js';
+import { readNewPassword } from './users.js';
 
 interface GlobalOpts {
   json?: boolean;
@@ -96,8 +98,20 @@ export function registerSystemCommands(program: Command): void {
       try {
         const existing = await listOrgsAsOperator(rt.database.db);
         if (existing.length > 0) throw new CliError(`already initialised (org ${existing[0]?.id} exists)`);
+        const identity = await createIdentityDeps(rt);
+        // The password is read and checked before anything is created.
+        const password = await readNewPassword(identity, 'BILLVAULT_OWNER_PASSWORD', opts.ownerEmail);
         const org = await createOrg(rt.database.db, { name: opts.orgName, baseCurrency: opts.currency });
-        out.result({ org }, `created org ${org.id} (${org.name}, ${org.base_currency})`);
+        const owner = await createUserAsOperator(identity, {
+          email: opts.ownerEmail,
+          password,
+          role: 'owner',
+          orgId: org.id,
+        });
+        out.result(
+          { org, owner: { id: owner.id, email: opts.ownerEmail.trim().toLowerCase() } },
+          `created org ${org.id} (${org.name}, ${org.base_currency}) and its owner ${owner.id}`,
+        );
       } finally {
         await rt.close();
       }
