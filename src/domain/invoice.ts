@@ -163,7 +163,6 @@ interface ParsedLine {
   readonly discount: bigint;
   readonly charge: bigint;
   readonly amount: bigint;
-  readonly rates: readonly TaxRate[];
   readonly partitionKey: string;
 }
 
@@ -171,7 +170,6 @@ interface ParsedDocAdjustment {
   readonly kind: 'discount' | 'charge';
   readonly adjustment: Adjustment;
   readonly reason?: string;
-  readonly rates?: readonly TaxRate[];
   readonly partitionKey?: string;
   readonly param: string;
 }
@@ -199,8 +197,9 @@ function parseUnitPrice(line: InvoiceLineInput, param: string): Rational {
     } catch (e) {
       rethrowAt(e, `${param}.unit_amount`);
     }
-    if (amount < 0n)
+    if (amount < 0n) {
       throw new DomainError('amount_invalid', 'Unit price must not be negative', `${param}.unit_amount`);
+    }
     return { num: amount, den: 1n };
   }
   try {
@@ -219,19 +218,18 @@ function parseRates(
   inputs: readonly TaxRateInput[] | undefined,
   param: string,
   registry: Map<string, TaxRate>,
-): { rates: TaxRate[]; key: string } {
-  const rates: TaxRate[] = [];
+): { key: string } {
   const keys = new Set<string>();
   (inputs ?? []).forEach((input, j) => {
     const rate = validateTaxRate(input, `${param}.${j}`);
     const key = taxGroupKey(rate);
-    if (keys.has(key))
+    if (keys.has(key)) {
       throw new DomainError('tax_rate_invalid', 'The same tax rate is listed twice', `${param}.${j}`);
+    }
     keys.add(key);
     if (!registry.has(key)) registry.set(key, rate);
-    rates.push(rate);
   });
-  return { rates, key: [...keys].sort().join('|') };
+  return { key: [...keys].sort().join('|') };
 }
 
 function noAdjustments(list: readonly AdjustmentInput[] | undefined): readonly AdjustmentInput[] {
@@ -322,9 +320,9 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
         `${param}.discounts`,
       );
     }
-    const { rates, key } = parseRates(line.tax_rates, `${param}.tax_rates`, registry);
+    const { key } = parseRates(line.tax_rates, `${param}.tax_rates`, registry);
     partitionOf(key);
-    return { quantity, gross, discount, charge, amount, rates, partitionKey: key };
+    return { quantity, gross, discount, charge, amount, partitionKey: key };
   });
 
   const docAdjustments: ParsedDocAdjustment[] = [];
@@ -342,7 +340,7 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
         kind,
         adjustment,
         ...(d.reason !== undefined ? { reason: d.reason } : {}),
-        ...(parsed !== undefined ? { rates: parsed.rates, partitionKey: parsed.key } : {}),
+        ...(parsed !== undefined ? { partitionKey: parsed.key } : {}),
         param,
       });
     });
