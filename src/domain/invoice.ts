@@ -220,7 +220,7 @@ function parseRates(
   registry: Map<string, TaxRate>,
 ): { key: string } {
   const keys = new Set<string>();
-  (inputs ?? []).forEach((input, j) => {
+  listAt(inputs, param).forEach((input, j) => {
     const rate = validateTaxRate(input, `${param}.${j}`);
     const key = taxGroupKey(rate);
     if (keys.has(key)) {
@@ -232,8 +232,11 @@ function parseRates(
   return { key: [...keys].sort().join('|') };
 }
 
-function noAdjustments(list: readonly AdjustmentInput[] | undefined): readonly AdjustmentInput[] {
-  return list ?? [];
+/** An optional list from input: absent is empty, anything but an array is refused at `param`. */
+function listAt<T>(list: readonly T[] | undefined, param: string): readonly T[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new DomainError('validation_failed', 'Must be a list', param);
+  return list;
 }
 
 function sum(values: Iterable<bigint>): bigint {
@@ -303,12 +306,12 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
       mode,
     );
     const discount = sum(
-      noAdjustments(line.discounts).map((d, j) =>
+      listAt<AdjustmentInput>(line.discounts, `${param}.discounts`).map((d, j) =>
         adjustmentAmount(parseAdjustment(d, `${param}.discounts.${j}`), gross, mode),
       ),
     );
     const charge = sum(
-      noAdjustments(line.charges).map((c, j) =>
+      listAt<AdjustmentInput>(line.charges, `${param}.charges`).map((c, j) =>
         adjustmentAmount(parseAdjustment(c, `${param}.charges.${j}`), gross, mode),
       ),
     );
@@ -327,8 +330,8 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
 
   const docAdjustments: ParsedDocAdjustment[] = [];
   for (const [kind, list] of [
-    ['discount', input.discounts ?? []],
-    ['charge', input.charges ?? []],
+    ['discount', listAt(input.discounts, 'discounts')],
+    ['charge', listAt(input.charges, 'charges')],
   ] as const) {
     list.forEach((d, j) => {
       const param = `${kind === 'discount' ? 'discounts' : 'charges'}.${j}`;

@@ -54,6 +54,13 @@ function invalid(message: string, param: string): DomainError {
   return new DomainError('tax_rate_invalid', message, param);
 }
 
+function optionalText(value: unknown, param: string): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string' || value.length > 300)
+    throw invalid('Must be a text of at most 300 characters', param);
+  return value.trim();
+}
+
 /** Validates a tax rate against the EN 16931 category rules; throws `tax_rate_invalid` at `param`. */
 export function validateTaxRate(input: TaxRateInput, param = 'tax_rate'): TaxRate {
   if (typeof input !== 'object' || input === null) throw invalid('Tax rate must be an object', param);
@@ -77,8 +84,8 @@ export function validateTaxRate(input: TaxRateInput, param = 'tax_rate'): TaxRat
     // BR-S-05: standard rate is strictly positive; a 0 % rate is Z (zero-rated) or E (exempt).
     throw invalid('Category S requires a percentage above 0 (use Z or E for 0 %)', `${param}.percentage`);
   }
-  const reason = input.exemption_reason?.trim() ?? '';
-  const reasonCode = input.exemption_reason_code?.trim() ?? '';
+  const reason = optionalText(input.exemption_reason, `${param}.exemption_reason`);
+  const reasonCode = optionalText(input.exemption_reason_code, `${param}.exemption_reason_code`);
   if (REASON_REQUIRED.has(category) && reason === '' && reasonCode === '') {
     throw invalid(`Category ${category} requires an exemption reason`, `${param}.exemption_reason`);
   }

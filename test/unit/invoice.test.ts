@@ -363,6 +363,33 @@ describe('computeInvoice', () => {
     );
   });
 
+  it('refuses wrongly typed lists with a DomainError, never a TypeError', () => {
+    const ok = { quantity: '1', unit_amount: 100 };
+    fails({ currency: 'EUR', lines: [ok], discounts: 'ten' as never }, 'validation_failed', 'discounts');
+    fails(
+      { currency: 'EUR', lines: [{ ...ok, discounts: {} as never }] },
+      'validation_failed',
+      'lines.0.discounts',
+    );
+    fails(
+      { currency: 'EUR', lines: [{ ...ok, charges: 1 as never }] },
+      'validation_failed',
+      'lines.0.charges',
+    );
+    fails(
+      { currency: 'EUR', lines: [{ ...ok, tax_rates: true as never }] },
+      'validation_failed',
+      'lines.0.tax_rates',
+    );
+    fails(
+      { currency: 'EUR', lines: [ok], charges: [{ amount: 1, tax_rates: 'S' as never }] },
+      'validation_failed',
+      'charges.0.tax_rates',
+    );
+    fails({ currency: 'EUR', lines: 'x' as never }, 'validation_failed', 'lines');
+    fails({ currency: 'EUR', lines: [null as never] }, 'validation_failed', 'lines.0');
+  });
+
   it('bounds the number of lines', () => {
     const line = { quantity: '1', unit_amount: 1 };
     assert.equal(

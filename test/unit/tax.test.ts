@@ -79,6 +79,27 @@ describe('tax rates', () => {
     assert.equal(taxGroupKey(r), 'S:9.975:compound');
   });
 
+  it('refuses a non-text or oversized exemption reason', () => {
+    rejects(
+      () => validateTaxRate({ percentage: '0', category: 'E', exemption_reason: 5 as never }),
+      'tax_rate.exemption_reason',
+    );
+    rejects(
+      () => validateTaxRate({ percentage: '0', category: 'E', exemption_reason: 'x'.repeat(301) }),
+      'tax_rate.exemption_reason',
+    );
+    rejects(
+      () =>
+        validateTaxRate({
+          percentage: '0',
+          category: 'E',
+          exemption_reason: 'ok',
+          exemption_reason_code: [] as never,
+        }),
+      'tax_rate.exemption_reason_code',
+    );
+  });
+
   it('keeps exempt amounts with different reasons in different groups', () => {
     const a = validateTaxRate({ percentage: '0', category: 'E', exemption_reason: 'Medical' });
     const b = validateTaxRate({ percentage: '0', category: 'E', exemption_reason: 'Education' });
