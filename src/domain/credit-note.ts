@@ -123,6 +123,13 @@ export function computeCreditNote(
       status,
     });
   }
+  if (
+    typeof request !== 'object' ||
+    request === null ||
+    !['full', 'amount', 'lines'].includes(request.kind)
+  ) {
+    throw new DomainError('validation_failed', 'Credit kind must be full, amount or lines', 'kind');
+  }
   const remainder = creditableRemainder(invoice, prior);
   const keys = groupKeys(invoice);
   let partitions: bigint[];

@@ -163,6 +163,9 @@ export function allowedInvoiceActions(status: InvoiceStatus): InvoiceActionType[
 
 /** Applies an action through the table: guard, then apply; throws the row's or the wrong-status code. */
 export function applyInvoiceAction(state: InvoiceState, action: InvoiceAction): InvoiceState {
+  if (typeof action !== 'object' || action === null || !Object.hasOwn(WRONG_STATUS, action.type)) {
+    throw new DomainError('validation_failed', 'Unknown invoice action', 'action');
+  }
   const transition = findInvoiceTransition(state.status, action.type);
   if (transition === undefined) {
     throw new DomainError(

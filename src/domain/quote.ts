@@ -97,6 +97,9 @@ export function allowedQuoteActions(status: QuoteStatus): QuoteActionType[] {
 
 /** Applies an action through the table and returns the new status; throws the wrong-status or guard code. */
 export function applyQuoteAction(state: QuoteState, action: QuoteAction): QuoteState {
+  if (typeof action !== 'object' || action === null || !Object.hasOwn(WRONG_STATUS, action.type)) {
+    throw new DomainError('validation_failed', 'Unknown quote action', 'action');
+  }
   const t = QUOTE_TRANSITIONS.find((row) => row.action === action.type && row.from.includes(state.status));
   if (t === undefined) {
     throw new DomainError(

@@ -112,6 +112,15 @@ describe('credit notes', () => {
     );
   });
 
+  it('refuses an unknown credit kind', () => {
+    for (const request of [{ kind: 'half' }, null]) {
+      assert.throws(
+        () => computeCreditNote(invoice(), 'open', [], request as never, UP),
+        (e) => isDomainError(e, 'validation_failed') && e.param === 'kind',
+      );
+    }
+  });
+
   it('only finalised invoices that are open or paid can be credited', () => {
     for (const status of ['draft', 'void', 'uncollectible'] as const) {
       assert.throws(

@@ -71,6 +71,15 @@ describe('invoice transitions', () => {
     }
   });
 
+  it('refuses an unknown or missing action as a validation error', () => {
+    for (const action of [{ type: 'refund' }, { type: 'toString' }, null, undefined]) {
+      assert.throws(
+        () => applyInvoiceAction(open(), action as never),
+        (e) => isDomainError(e, 'validation_failed') && e.param === 'action',
+      );
+    }
+  });
+
   it('finalize opens a draft with its amount due remaining', () => {
     const s = open(1000n);
     assert.equal(s.status, 'open');

@@ -53,6 +53,13 @@ describe('quotes', () => {
     }
   });
 
+  it('refuses an unknown action as a validation error', () => {
+    assert.throws(
+      () => applyQuoteAction(sent, { type: 'constructor' } as never),
+      (e) => isDomainError(e, 'validation_failed') && e.param === 'action',
+    );
+  });
+
   it('accepts until the expiry day inclusive, then only expires', () => {
     assert.equal(applyQuoteAction(sent, { type: 'accept', today: '2026-05-10' }).status, 'accepted');
     assert.throws(
