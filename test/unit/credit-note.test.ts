@@ -10,6 +10,7 @@ import {
 } from '../../src/domain/credit-note.js';
 import { isDomainError } from '../../src/domain/errors.js';
 import { computeInvoice, type InvoiceTotals } from '../../src/domain/invoice.js';
+import { percentOf } from '../../src/domain/money.js';
 
 const UP = { rounding: 'half_up' } as const;
 
@@ -143,6 +144,41 @@ describe('credit notes', () => {
       applied_to_invoice: 0n,
       customer_credit: 300n,
     });
+  });
+
+  it('keeps each credited group tax close to its base × rate (property)', () => {
+    // A credit of an exact total cannot always satisfy tax = round(base × rate) too (with 20 %,
+    // no net gives a total of 0.03), so the split is proportional. Its error is bounded: the tax
+    // and base parts are each within one unit of their exact shares, so |tax − round(base × rate)| ≤ 2
+    // (random search finds at most 1).
+    const rates = [S20, S5, { percentage: '7.125', category: 'S' }];
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            quantity: fc.integer({ min: 1, max: 50 }).map(String),
+            unit_amount: fc.integer({ min: 1, max: 100_000 }),
+            rate: fc.integer({ min: 0, max: 2 }),
+          }),
+          { minLength: 1, maxLength: 5 },
+        ),
+        fc.bigInt({ min: 1n, max: 1000n }),
+        (lines, permille) => {
+          const inv = computeInvoice(
+            { currency: 'EUR', lines: lines.map((l) => ({ ...l, tax_rates: [rates[l.rate] ?? S20] })) },
+            UP,
+          );
+          const amount = (inv.total * permille) / 1000n;
+          if (amount === 0n) return;
+          const cn = computeCreditNote(inv, 'open', [], { kind: 'amount', amount }, UP);
+          for (const g of cn.tax_breakdown) {
+            const diff = g.tax_amount - percentOf(g.taxable_amount, g.percentage, 'half_up');
+            assert.ok(diff >= -2n && diff <= 2n, `${g.key}: ${diff}`);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('never credits more than the invoice, per component and in total (property)', () => {
