@@ -229,7 +229,8 @@ function parseRates(
     keys.add(key);
     if (!registry.has(key)) registry.set(key, rate);
   });
-  return { key: [...keys].sort().join('|') };
+  // JSON keeps the encoding unambiguous: group keys hold free-text exemption reasons.
+  return { key: JSON.stringify([...keys].sort()) };
 }
 
 /** An optional list from input: absent is empty, anything but an array is refused at `param`. */
@@ -237,6 +238,10 @@ function listAt<T>(list: readonly T[] | undefined, param: string): readonly T[] 
   if (list === undefined) return [];
   if (!Array.isArray(list)) throw new DomainError('validation_failed', 'Must be a list', param);
   return list;
+}
+
+function groupKeysOfPartition(partitionKey: string): string[] {
+  return JSON.parse(partitionKey) as string[];
 }
 
 function sum(values: Iterable<bigint>): bigint {
@@ -390,9 +395,7 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
       kind: d.kind,
       amount,
       ...(d.reason !== undefined ? { reason: d.reason } : {}),
-      ...(d.partitionKey !== undefined
-        ? { group_keys: d.partitionKey === '' ? [] : d.partitionKey.split('|') }
-        : {}),
+      ...(d.partitionKey !== undefined ? { group_keys: groupKeysOfPartition(d.partitionKey) } : {}),
     };
   });
   for (const [amount, target, param] of [
@@ -420,7 +423,7 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
     );
   }
 
-  const groupKeysOf = partitionKeys.map((k) => (k === '' ? [] : k.split('|')));
+  const groupKeysOf = partitionKeys.map(groupKeysOfPartition);
   const taxable: bigint[] = [];
   const lineNetByPartition: bigint[] = [];
   const cells: Map<string, bigint>[] = Array.from({ length: partitionCount }, () => new Map());

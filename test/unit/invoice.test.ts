@@ -249,6 +249,29 @@ describe('computeInvoice', () => {
     );
   });
 
+  it('keeps groups apart whatever the text of their exemption reasons', () => {
+    const odd = { percentage: '0', category: 'E', exemption_reason: 'Art. 132|1 "j", \\n' };
+    const r = computeInvoice(
+      {
+        currency: 'EUR',
+        lines: [
+          { quantity: '1', unit_amount: 100, tax_rates: [odd, S20] },
+          { quantity: '1', unit_amount: 50, tax_rates: [odd] },
+        ],
+        discounts: [{ amount: 10, tax_rates: [odd] }],
+      },
+      UP,
+    );
+    assert.deepEqual(
+      r.tax_breakdown.map((g) => [g.category, g.taxable_amount, g.tax_amount]),
+      [
+        ['E', 140n, 0n],
+        ['S', 100n, 20n],
+      ],
+    );
+    assert.deepEqual(r.document_adjustments[0]?.group_keys, [`E:0:${odd.exemption_reason}`]);
+  });
+
   it('subtracts the prepaid amount from the amount due', () => {
     const r = computeInvoice(
       {
