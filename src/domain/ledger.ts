@@ -444,6 +444,12 @@ export function customerCreditBalance(
   return balance;
 }
 
+/** Splits a `CUR:id` key at the first colon: currency codes never hold one, ids might. */
+function splitCurrencyKey(key: string): [string, string] {
+  const at = key.indexOf(':');
+  return [key.slice(0, at), key.slice(at + 1)];
+}
+
 /** An invoice as the invariants see it. */
 export interface InvoiceBalanceView {
   readonly invoice: string;
@@ -517,7 +523,7 @@ export function verifyLedger(
     const ledger = ledgerByCustomer.get(key) ?? 0n;
     const expected = expectedByCustomer.get(key) ?? 0n;
     if (ledger !== expected) {
-      const [currency = '', customer = ''] = key.split(':');
+      const [currency, customer] = splitCurrencyKey(key);
       problems.push({
         check: 'receivable_per_customer',
         message: `AR for ${customer} in ${currency} is ${ledger}, open invoices say ${expected}`,
@@ -529,7 +535,7 @@ export function verifyLedger(
     const ledger = ledgerByInvoice.get(key) ?? 0n;
     const expected = expectedByInvoice.get(key) ?? 0n;
     if (ledger !== expected) {
-      const [currency = '', invoice = ''] = key.split(':');
+      const [currency, invoice] = splitCurrencyKey(key);
       problems.push({
         check: 'receivable_per_invoice',
         message: `AR for invoice ${invoice} in ${currency} is ${ledger}, expected ${expected}`,

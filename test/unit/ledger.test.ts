@@ -229,6 +229,15 @@ describe('journal entries', () => {
       problems.map((p) => p.check),
       ['receivable_per_customer', 'receivable_per_invoice'],
     );
+    const odd = { invoice: 'inv:1', customer: 'cus:x' };
+    const oddEntries = [postInvoiceFinalized(odd, inv)].filter((e): e is JournalEntry => e !== null);
+    assert.deepEqual(
+      verifyLedger(oddEntries, []).map((p) => [p.check, p.details.customer ?? p.details.invoice]),
+      [
+        ['receivable_per_customer', 'cus:x'],
+        ['receivable_per_invoice', 'inv:1'],
+      ],
+    );
     // A tampered row (as read back from storage) bypasses the constructor; verify still catches it.
     const tampered: JournalEntry = {
       ...entries[0]!,
