@@ -414,3 +414,26 @@ export async function setCustomerArchived(
     return present(deps, tx, ctx, updated);
   });
 }
+
+/** A customer shown inside a document (`expand`): same masking and PII-read audit as a direct read. */
+export async function getCustomerForDocument(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  id: string,
+): Promise<CustomerView> {
+  const row = await tx.selectFrom('customers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const view = await present(deps, tx, ctx, row);
+  if (!view.pii_masked) {
+    await recordAudit(tx, {
+      orgId: ctx.actor.orgId,
+      actor: ctx.actor,
+      action: 'customer.pii_read',
+      target: { type: 'customer', id },
+      outcome: 'success',
+      meta: ctx.meta,
+      details: { via: 'expand' },
+    });
+  }
+  return view;
+}

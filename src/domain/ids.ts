@@ -18,6 +18,7 @@ export const ID_PREFIXES = {
   refund: 'ref',
   subscription: 'sub',
   event: 'evt',
+  journal_entry: 'je',
   setting: 'set',
   request: 'req',
   invitation: 'ivt',

@@ -23,6 +23,7 @@ import { errorBody, STATUS_BY_CODE } from './errors.js';
 import { registerIdempotency } from './idempotency.js';
 import type { App, RouteAuth, RouteRecord } from './route.js';
 import { customerRoutes } from './routes/customers.js';
+import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
 import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
@@ -178,6 +179,7 @@ export async function buildApp(deps: AppDeps) {
   if (billing) {
     registerIdempotency(app, billing);
     customerRoutes(app, billing);
+    invoiceRoutes(app, billing);
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

@@ -8,6 +8,7 @@ import { newId } from '../../src/domain/ids.js';
 import type { Actor, Role } from '../../src/domain/permissions.js';
 import type { BuiltApp } from '../../src/http/app.js';
 import { buildTestApp } from '../helpers/app.js';
+import { actorHeader, addMember, buildBillingApp } from '../helpers/billing.js';
 import { testCipher } from '../helpers/crypto.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -17,27 +18,9 @@ let orgA: string;
 let orgB: string;
 const users: Record<string, string> = {};
 
-/** Test credentials `x-test-actor: org:role:user`; the identity module has its own tests. */
-function headerActor(value: string | undefined): Actor | null {
-  const [orgId, role, userId] = (value ?? '').split(':');
-  if (!orgId || !role || !userId) return null;
-  return { kind: 'user', id: userId, userId, orgId, role: role as Role };
-}
-const as = (org: string, role: Role, user = users[`${org}:${role}`] ?? 'usr_x') => ({
-  'x-test-actor': `${org}:${role}:${user}`,
-});
-
-async function addMember(org: string, role: Role, name: string): Promise<string> {
-  const id = newId('user');
-  const now = new Date();
-  await sql`INSERT INTO users (id, email, webauthn_user_handle, created_at, updated_at)
-            VALUES (${id}, ${`${name}-${randomBytes(3).toString('hex')}@staff.example`}, ${randomBytes(16)}, ${now}, ${now})`.execute(
-    t.db,
-  );
-  await sql`INSERT INTO memberships (org_id, id, user_id, role, created_at, updated_at)
-            VALUES (${org}, ${newId('membership')}, ${id}, ${role}, ${now}, ${now})`.execute(t.db);
-  return id;
-}
+const as = (org: string, role: Role, user = users[`${org}:${role}`] ?? 'usr_x') =>
+  actorHeader(org, role, user);
+const member = (org: string, role: Role, name: string) => addMember(t, org, role, name);
 
 const JANE = {
   name: 'Jane Q. Customer',
@@ -60,14 +43,11 @@ before(async () => {
   orgA = (await createOrg(t.db, { name: 'A', baseCurrency: 'EUR' })).id;
   orgB = (await createOrg(t.db, { name: 'B', baseCurrency: 'EUR' })).id;
   for (const role of ['owner', 'viewer', 'auditor', 'accountant'] as const)
-    users[`${orgA}:${role}`] = await addMember(orgA, role, role);
-  users[`${orgA}:sales_rep`] = await addMember(orgA, 'sales_rep', 'rep1');
-  users.rep2 = await addMember(orgA, 'sales_rep', 'rep2');
-  users[`${orgB}:owner`] = await addMember(orgB, 'owner', 'bowner');
-  app = await buildTestApp(t, {
-    authenticate: async (req) => headerActor(req.headers['x-test-actor'] as string | undefined),
-    billing: { db: t.db, cipher: testCipher(), clock: systemClock },
-  });
+    users[`${orgA}:${role}`] = await member(orgA, role, role);
+  users[`${orgA}:sales_rep`] = await member(orgA, 'sales_rep', 'rep1');
+  users.rep2 = await member(orgA, 'sales_rep', 'rep2');
+  users[`${orgB}:owner`] = await member(orgB, 'owner', 'bowner');
+  app = await buildBillingApp(t);
 });
 after(async () => {
   await app.close();

@@ -206,6 +206,28 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
   }
 
   /** The subject's active data key for this transaction, with one encryption's budget taken. */
+  /** Reserves the next block on a cached key; false when it is no longer active, 'retired' when it hit the limit. */
+  async function reserveBlock(
+    tx: Tx,
+    orgId: string | null,
+    entry: { id: string; budget: number },
+    ak: string,
+  ): Promise<boolean | 'retired'> {
+    const total = await reserveUsage(tx, orgId, entry.id, block);
+    if (total === undefined) {
+      active.delete(ak);
+      return false;
+    }
+    if (total > usageLimit) {
+      // Retire it; the subject's next key is created on the next pass.
+      await retireDataKeys(tx, orgId, { ids: [entry.id] });
+      active.delete(ak);
+      return 'retired';
+    }
+    entry.budget = block;
+    return true;
+  }
+
   async function takeActiveKey(tx: Tx, scope: CipherScope): Promise<{ id: string; key: Buffer }> {
     const orgId = scope.orgId;
     const subject = subjectOf(orgId, scope.subject);
@@ -213,14 +235,22 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
     for (let attempt = 0; attempt < 4; attempt++) {
       let entry = active.get(ak);
       if (entry && !checked.get(tx)?.has(entry.id)) {
-        if (await lockIfActive(tx, orgId, entry.id)) markChecked(tx, entry.id);
+        // First use in this transaction: lock the key (a reservation's UPDATE locks it too, so a
+        // transaction never holds a share lock it would later have to upgrade).
+        const ok =
+          entry.budget > 0
+            ? await lockIfActive(tx, orgId, entry.id)
+            : await reserveBlock(tx, orgId, entry, ak);
+        if (ok === 'retired') continue;
+        if (ok) markChecked(tx, entry.id);
         else {
           active.delete(ak);
           entry = undefined;
         }
       }
       if (!entry) {
-        const { row, created } = await activeDataKey(
+        // Found or created, the key comes back locked with one block reserved for us.
+        const { row } = await activeDataKey(
           tx,
           keyProvider,
           orgId,
@@ -229,24 +259,17 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
           (k) => unwrapKek(tx, orgId, k),
           block,
         );
+        if (row.usage_count > usageLimit) {
+          await retireDataKeys(tx, orgId, { ids: [row.id] });
+          continue;
+        }
         markChecked(tx, row.id);
-        // A key created here starts with one block reserved for us; an existing one reserves below.
-        entry = { id: row.id, budget: created ? block : 0 };
+        entry = { id: row.id, budget: block };
         active.set(ak, entry);
       }
       if (entry.budget <= 0) {
-        const total = await reserveUsage(tx, orgId, entry.id, block);
-        if (total === undefined) {
-          active.delete(ak);
-          continue;
-        }
-        if (total > usageLimit) {
-          // Retire it; the subject's next key is created on the next pass.
-          await retireDataKeys(tx, orgId, { ids: [entry.id] });
-          active.delete(ak);
-          continue;
-        }
-        entry.budget = block;
+        const ok = await reserveBlock(tx, orgId, entry, ak);
+        if (ok !== true) continue;
       }
       entry.budget--;
       return { id: entry.id, key: await dataKeyById(tx, orgId, entry.id) };

@@ -162,9 +162,10 @@ export async function getDataKey(tx: Tx, orgId: string | null, id: string): Prom
 }
 
 /**
- * The active data key of a subject, share-locked for the rest of the transaction so that a
+ * The active data key of a subject, locked for the rest of the transaction so that a
  * concurrent retirement waits until this transaction's ciphertexts are committed (and so are
- * seen by the re-encryption that follows). Created when the subject has none.
+ * seen by the re-encryption that follows). Created when the subject has none. With an
+ * `initialUsage`, that many encryptions are reserved on it (created or found) in the same step.
  */
 export async function activeDataKey(
   tx: Tx,
@@ -177,10 +178,19 @@ export async function activeDataKey(
 ): Promise<{ row: DataKeyRow; created: boolean }> {
   const t = tables(orgId);
   let createdId: string | undefined;
+  const usage = BigInt(purpose === 'data' ? initialUsage : 0);
   for (let attempt = 0; attempt < 3; attempt++) {
-    const r = await sql<DataKeyRow>`SELECT ${DK_COLUMNS} FROM ${t.dk}
-      WHERE ${orgFilter(orgId)} AND purpose = ${purpose} AND subject_type = ${subject.type}
-        AND subject_id = ${subject.id} AND status = 'active' FOR SHARE`.execute(tx);
+    // With a reservation to make, take it right away: the UPDATE both checks that the key is
+    // active and locks it. Taking FOR SHARE first and upgrading to an UPDATE later would
+    // deadlock two transactions that both share-locked the key.
+    const r =
+      usage > 0n
+        ? await sql<DataKeyRow>`UPDATE ${t.dk} SET usage_count = usage_count + ${usage}
+            WHERE ${orgFilter(orgId)} AND purpose = ${purpose} AND subject_type = ${subject.type}
+              AND subject_id = ${subject.id} AND status = 'active' RETURNING ${DK_COLUMNS}`.execute(tx)
+        : await sql<DataKeyRow>`SELECT ${DK_COLUMNS} FROM ${t.dk}
+            WHERE ${orgFilter(orgId)} AND purpose = ${purpose} AND subject_type = ${subject.type}
+              AND subject_id = ${subject.id} AND status = 'active' FOR SHARE`.execute(tx);
     if (r.rows[0]) return { row: r.rows[0], created: r.rows[0].id === createdId };
     const kek = await activeKek(tx, kp, orgId);
     const kekKey = await unwrapKek(kek);
@@ -188,7 +198,6 @@ export async function activeDataKey(
     const material = randomBytes(KEY_BYTES);
     const wrapped = wrapDataKey(kekKey, orgId, row, material);
     material.fill(0);
-    const usage = BigInt(purpose === 'data' ? initialUsage : 0);
     let inserted: { numAffectedRows?: bigint };
     if (orgId === null) {
       inserted =

@@ -5,7 +5,9 @@ import type { DB } from './schema.js';
 
 // bigint columns come back as JS bigint, never as a lossy number or a string.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => BigInt(v));
-// numeric stays a string (exact decimal); dates keep their default parsing.
+// Calendar dates stay ISO strings (YYYY-MM-DD): no time zone can shift an invoice's due date.
+pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
+// numeric stays a string (exact decimal); timestamps become Date.
 
 export type Db = Kysely<DB>;
 

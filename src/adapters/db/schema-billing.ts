@@ -74,7 +74,147 @@ export interface IdempotencyKeysTable {
   completed_at: Date | null;
 }
 
+/** bigint money columns: read as bigint, written as bigint. */
+type Money = bigint;
+
+export interface DocumentSequencesTable {
+  org_id: string;
+  series: 'invoice' | 'credit_note' | 'quote';
+  scope: string;
+  last_value: bigint;
+}
+
+export interface InvoicesTable {
+  org_id: string;
+  id: string;
+  customer_id: string;
+  status: 'draft' | 'open' | 'paid' | 'void' | 'uncollectible';
+  number: string | null;
+  currency: string;
+  rounding: 'half_up' | 'half_even';
+  issue_date: ColumnType<string | null, string | null, string | null>;
+  due_date: ColumnType<string | null, string | null, string | null>;
+  payment_terms_days: number;
+  po_number: string | null;
+  notes_enc: string | null;
+  footer: string | null;
+  discounts: ColumnType<unknown[], string, string>;
+  charges: ColumnType<unknown[], string, string>;
+  tax_inclusive: boolean;
+  subtotal: Money;
+  line_extension_amount: Money;
+  allowance_total_amount: Money;
+  charge_total_amount: Money;
+  tax_exclusive_amount: Money;
+  tax_amount: Money;
+  total: Money;
+  prepaid_amount: Money;
+  amount_due: Money;
+  amount_paid: ColumnType<Money, Money | undefined, Money>;
+  amount_credited: ColumnType<Money, Money | undefined, Money>;
+  amount_remaining: Money;
+  tax_breakdown: ColumnType<unknown[], string, string>;
+  base_currency: string | null;
+  fx_rate: string | null;
+  total_base: Money | null;
+  seller_snapshot: ColumnType<Record<string, unknown> | null, string | null, string | null>;
+  buyer_snapshot_enc: string | null;
+  finalized_at: Date | null;
+  paid_at: Date | null;
+  voided_at: Date | null;
+  uncollectible_at: Date | null;
+  version: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface InvoiceLinesTable {
+  org_id: string;
+  invoice_id: string;
+  position: number;
+  product_id: string | null;
+  description: string;
+  quantity: string;
+  unit_code: string;
+  unit_amount: Money | null;
+  unit_amount_decimal: string | null;
+  discounts: ColumnType<unknown[], string, string>;
+  charges: ColumnType<unknown[], string, string>;
+  tax_rates: ColumnType<unknown[], string, string>;
+  gross_amount: Money;
+  discount_amount: Money;
+  charge_amount: Money;
+  amount: Money;
+  net_amount: Money;
+}
+
+export interface CreditNotesTable {
+  org_id: string;
+  id: string;
+  invoice_id: string;
+  customer_id: string;
+  number: string;
+  currency: string;
+  reason: string;
+  memo: string | null;
+  lines: ColumnType<unknown[], string, string>;
+  tax_breakdown: ColumnType<unknown[], string, string>;
+  tax_exclusive_amount: Money;
+  tax_amount: Money;
+  total: Money;
+  applied_to_invoice: Money;
+  customer_credit: Money;
+  issue_date: ColumnType<string, string, string>;
+  created_at: Generated<Date>;
+}
+
+export interface QuotesTable {
+  org_id: string;
+  id: string;
+  customer_id: string;
+  status: 'draft' | 'sent' | 'accepted' | 'declined' | 'expired';
+  number: string | null;
+  currency: string;
+  content: ColumnType<Record<string, unknown>, string, string>;
+  subtotal: Money;
+  tax_amount: Money;
+  total: Money;
+  expires_on: ColumnType<string | null, string | null, string | null>;
+  invoice_id: string | null;
+  version: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface JournalEntriesTable {
+  org_id: string;
+  id: string;
+  kind: string;
+  currency: string;
+  reference: string;
+  posted_at: Generated<Date>;
+}
+
+export interface JournalLinesTable {
+  org_id: string;
+  entry_id: string;
+  line_no: number;
+  account: string;
+  debit: Money;
+  credit: Money;
+  customer_id: string | null;
+  invoice_id: string | null;
+  tax_group: string | null;
+}
+
 export interface BillingTables {
+  document_sequences: DocumentSequencesTable;
+  invoices: InvoicesTable;
+  invoice_lines: InvoiceLinesTable;
+  credit_notes: CreditNotesTable;
+  quotes: QuotesTable;
+  journal_entries: JournalEntriesTable;
+  journal_lines: JournalLinesTable;
   customers: CustomersTable;
   tax_rates: TaxRatesTable;
   products: ProductsTable;

@@ -1,0 +1,945 @@
+import { type Selectable, sql } from 'kysely';
+import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
+import { inOrg, type Tx } from '../adapters/db/index.js';
+import type { InvoiceLinesTable, InvoicesTable } from '../adapters/db/schema-billing.js';
+import { assertIsoDate, dueDateFromTerms, type IsoDate } from '../domain/dates.js';
+import type { AdjustmentInput } from '../domain/discount.js';
+import { DomainError } from '../domain/errors.js';
+import { convertMinor, parseFxRate } from '../domain/fx.js';
+import { newId } from '../domain/ids.js';
+import {
+  computeInvoice,
+  type InvoiceInput,
+  type InvoiceLineInput,
+  type InvoiceTotals,
+} from '../domain/invoice.js';
+import {
+  applyInvoiceAction,
+  type InvoiceAction,
+  type InvoiceState,
+  type InvoiceStatus,
+} from '../domain/invoice-transitions.js';
+import {
+  type JournalEntry,
+  postInvoiceFinalized,
+  postInvoiceUncollectible,
+  postInvoiceVoided,
+} from '../domain/ledger.js';
+import { assertCurrency, type RoundingMode } from '../domain/money.js';
+import { renderNumber, sequenceScope } from '../domain/numbering.js';
+import { can } from '../domain/permissions.js';
+import type { TaxRateInput } from '../domain/tax.js';
+import { recordAudit } from './audit.js';
+import { authorize } from './authz.js';
+import type { Ctx } from './context.js';
+import {
+  type BillingDeps,
+  type CustomerView,
+  customerResource,
+  getCustomerForDocument,
+} from './customers.js';
+import { postEntry } from './ledger.js';
+import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
+
+type InvoiceRow = Selectable<InvoicesTable>;
+type LineRow = Selectable<InvoiceLinesTable>;
+
+/** The default numbering patterns; an org overrides them with the `numbering.<series>` setting. */
+export const DEFAULT_PATTERNS = {
+  invoice: 'INV-{YYYY}-{seq:6}',
+  credit_note: 'CN-{YYYY}-{seq:6}',
+  quote: 'QUO-{YYYY}-{seq:6}',
+};
+
+export interface LineInput {
+  product?: string;
+  description?: string;
+  quantity: string;
+  unit_amount?: number;
+  unit_amount_decimal?: string;
+  unit_code?: string;
+  discount_percentage?: string;
+  discount_amount?: number;
+  tax_rates?: string[];
+}
+
+export interface DocumentDiscountInput {
+  percentage?: string;
+  amount?: number;
+  reason?: string;
+}
+
+export interface InvoiceCreateInput {
+  customer: string;
+  currency?: string;
+  lines: LineInput[];
+  discounts?: DocumentDiscountInput[];
+  due_date?: string;
+  payment_terms_days?: number;
+  po_number?: string | null;
+  notes?: string | null;
+  footer?: string | null;
+}
+
+export type InvoiceUpdateInput = Partial<Omit<InvoiceCreateInput, 'customer'>>;
+
+export interface FinalizeInput {
+  issue_date?: string;
+  /** Units of the org's base currency per one unit of the invoice currency, for reporting. */
+  fx_rate?: string;
+}
+
+/** A JSON-safe amount: money never leaves as a float, and never beyond 2^53 − 1. */
+export function amount(v: bigint): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new DomainError('amount_invalid', 'Amount out of range.');
+  }
+  return Number(v);
+}
+
+/** The org's rounding mode for documents (setting `invoice.rounding`, default half_up). */
+export async function orgRounding(tx: Tx): Promise<RoundingMode> {
+  const row = await tx
+    .selectFrom('org_settings')
+    .select('value')
+    .where('key', '=', 'invoice.rounding')
+    .executeTakeFirst();
+  return row?.value === 'half_even' ? 'half_even' : 'half_up';
+}
+
+async function orgPattern(tx: Tx, series: keyof typeof DEFAULT_PATTERNS): Promise<string> {
+  const row = await tx
+    .selectFrom('org_settings')
+    .select('value')
+    .where('key', '=', `numbering.${series}`)
+    .executeTakeFirst();
+  return typeof row?.value === 'string' ? row.value : DEFAULT_PATTERNS[series];
+}
+
+/**
+ * Takes the next gap-free number of a series. Call it as the last statement before commit:
+ * the counter row stays locked until then, and a rollback returns the number.
+ */
+export async function takeNumber(
+  tx: Tx,
+  orgId: string,
+  series: keyof typeof DEFAULT_PATTERNS,
+  date: IsoDate,
+) {
+  const pattern = await orgPattern(tx, series);
+  const scope = sequenceScope(pattern, date);
+  const row = await tx
+    .insertInto('document_sequences')
+    .values({ org_id: orgId, series, scope, last_value: 1n })
+    .onConflict((oc) =>
+      oc
+        .columns(['org_id', 'series', 'scope'])
+        .doUpdateSet({ last_value: sql<bigint>`document_sequences.last_value + 1` }),
+    )
+    .returning('last_value')
+    .executeTakeFirstOrThrow();
+  return renderNumber(pattern, date, row.last_value);
+}
+
+interface StoredLine {
+  product_id: string | null;
+  description: string;
+  quantity: string;
+  unit_code: string;
+  unit_amount: bigint | null;
+  unit_amount_decimal: string | null;
+  discounts: AdjustmentInput[];
+  tax_rates: TaxRateInput[];
+}
+
+async function resolveLines(tx: Tx, currency: string, lines: LineInput[]): Promise<StoredLine[]> {
+  const productIds = [...new Set(lines.flatMap((l) => (l.product ? [l.product] : [])))];
+  const rateIds = [...new Set(lines.flatMap((l) => l.tax_rates ?? []))];
+  const products = productIds.length
+    ? await tx.selectFrom('products').selectAll().where('id', 'in', productIds).execute()
+    : [];
+  const prices = productIds.length
+    ? await tx
+        .selectFrom('product_prices')
+        .selectAll()
+        .where('product_id', 'in', productIds)
+        .where('currency', '=', currency)
+        .execute()
+    : [];
+  const defaultRateIds = products.flatMap((p) => p.tax_rate_ids);
+  const allRateIds = [...new Set([...rateIds, ...defaultRateIds])];
+  const rates = allRateIds.length
+    ? await tx.selectFrom('tax_rates').selectAll().where('id', 'in', allRateIds).execute()
+    : [];
+  const rateById = new Map(rates.map((r) => [r.id, r]));
+  return lines.map((l, i) => {
+    const param = `lines.${i}`;
+    const product = l.product ? products.find((p) => p.id === l.product) : undefined;
+    if (l.product && (!product || !product.active)) {
+      throw new DomainError('validation_failed', 'No such active product.', `${param}.product`);
+    }
+    const price = product ? prices.find((p) => p.product_id === product.id) : undefined;
+    let unitAmount = l.unit_amount !== undefined ? BigInt(l.unit_amount) : null;
+    let unitDecimal = l.unit_amount_decimal ?? null;
+    if (unitAmount === null && unitDecimal === null && price) {
+      unitAmount = price.unit_amount;
+      unitDecimal = price.unit_amount_decimal;
+    }
+    if (unitAmount === null && unitDecimal === null) {
+      throw new DomainError(
+        'validation_failed',
+        product
+          ? `The product has no price in ${currency}; give unit_amount.`
+          : 'Give unit_amount or a product.',
+        `${param}.unit_amount`,
+      );
+    }
+    const description = l.description ?? product?.name;
+    if (!description)
+      throw new DomainError('validation_failed', 'Give a description or a product.', `${param}.description`);
+    const ids = l.tax_rates ?? product?.tax_rate_ids ?? [];
+    const taxRates = ids.map((id, j) => {
+      const r = rateById.get(id);
+      if (!r || !r.active)
+        throw new DomainError('validation_failed', 'No such active tax rate.', `${param}.tax_rates.${j}`);
+      return {
+        id: r.id,
+        name: r.name,
+        percentage: r.percentage,
+        inclusive: r.inclusive,
+        compound: r.compound,
+        category: r.category,
+        ...(r.exemption_reason ? { exemption_reason: r.exemption_reason } : {}),
+        ...(r.exemption_reason_code ? { exemption_reason_code: r.exemption_reason_code } : {}),
+      } satisfies TaxRateInput;
+    });
+    const discounts: AdjustmentInput[] = [];
+    if (l.discount_percentage !== undefined) discounts.push({ percentage: l.discount_percentage });
+    if (l.discount_amount !== undefined) discounts.push({ amount: BigInt(l.discount_amount) });
+    if (discounts.length > 1) {
+      throw new DomainError(
+        'validation_failed',
+        'Give discount_percentage or discount_amount, not both.',
+        `${param}.discount_amount`,
+      );
+    }
+    return {
+      product_id: product?.id ?? null,
+      description,
+      quantity: l.quantity,
+      unit_code: l.unit_code ?? product?.unit_code ?? 'C62',
+      unit_amount: unitAmount,
+      unit_amount_decimal: unitDecimal,
+      discounts,
+      tax_rates: taxRates,
+    };
+  });
+}
+
+function documentInput(
+  currency: string,
+  lines: StoredLine[],
+  discounts: DocumentDiscountInput[],
+): InvoiceInput {
+  return {
+    currency,
+    lines: lines.map(
+      (l): InvoiceLineInput => ({
+        description: l.description,
+        quantity: l.quantity,
+        ...(l.unit_amount !== null
+          ? { unit_amount: l.unit_amount }
+          : { unit_amount_decimal: l.unit_amount_decimal ?? '0' }),
+        discounts: l.discounts,
+        tax_rates: l.tax_rates,
+      }),
+    ),
+    discounts: discounts.map((d) => ({
+      ...(d.percentage !== undefined ? { percentage: d.percentage } : {}),
+      ...(d.amount !== undefined ? { amount: BigInt(d.amount) } : {}),
+      ...(d.reason ? { reason: d.reason } : {}),
+    })),
+  };
+}
+
+function storedLines(rows: LineRow[]): StoredLine[] {
+  return [...rows]
+    .sort((a, b) => a.position - b.position)
+    .map((r) => ({
+      product_id: r.product_id,
+      description: r.description,
+      quantity: r.quantity,
+      unit_code: r.unit_code,
+      unit_amount: r.unit_amount,
+      unit_amount_decimal: r.unit_amount_decimal,
+      discounts: r.discounts as AdjustmentInput[],
+      tax_rates: r.tax_rates as TaxRateInput[],
+    }));
+}
+
+/** Recomputes an invoice's totals from what it stores (deterministic: the same numbers every time). */
+export function totalsOf(row: InvoiceRow, lines: LineRow[]): InvoiceTotals {
+  return computeInvoice(
+    documentInput(row.currency, storedLines(lines), row.discounts as DocumentDiscountInput[]),
+    {
+      rounding: row.rounding,
+    },
+  );
+}
+
+function totalsColumns(t: InvoiceTotals) {
+  return {
+    tax_inclusive: t.tax_inclusive,
+    subtotal: t.subtotal,
+    line_extension_amount: t.line_extension_amount,
+    allowance_total_amount: t.allowance_total_amount,
+    charge_total_amount: t.charge_total_amount,
+    tax_exclusive_amount: t.tax_exclusive_amount,
+    tax_amount: t.tax_amount,
+    total: t.total,
+    prepaid_amount: t.prepaid_amount,
+    amount_due: t.amount_due,
+    amount_remaining: t.amount_due,
+    tax_breakdown: JSON.stringify(
+      t.tax_breakdown.map((g) => ({
+        key: g.key,
+        category: g.category,
+        percentage: g.percentage,
+        ...(g.exemption_reason ? { exemption_reason: g.exemption_reason } : {}),
+        ...(g.exemption_reason_code ? { exemption_reason_code: g.exemption_reason_code } : {}),
+        taxable_amount: g.taxable_amount.toString(),
+        tax_amount: g.tax_amount.toString(),
+      })),
+    ),
+  };
+}
+
+function lineRows(orgId: string, invoiceId: string, lines: StoredLine[], t: InvoiceTotals) {
+  return lines.map((l, i) => {
+    const c = t.lines[i];
+    if (!c) throw new Error('computed lines out of step with input');
+    return {
+      org_id: orgId,
+      invoice_id: invoiceId,
+      position: i,
+      product_id: l.product_id,
+      description: l.description,
+      quantity: c.quantity,
+      unit_code: l.unit_code,
+      unit_amount: l.unit_amount,
+      unit_amount_decimal: l.unit_amount_decimal,
+      discounts: JSON.stringify(
+        l.discounts.map((d) => ({ ...d, ...(d.amount !== undefined ? { amount: String(d.amount) } : {}) })),
+      ),
+      charges: '[]',
+      tax_rates: JSON.stringify(l.tax_rates),
+      gross_amount: c.gross_amount,
+      discount_amount: c.discount_amount,
+      charge_amount: c.charge_amount,
+      amount: c.amount,
+      net_amount: c.net_amount,
+    };
+  });
+}
+
+export interface InvoiceView {
+  id: string;
+  object: 'invoice';
+  status: InvoiceStatus;
+  number: string | null;
+  customer: string | CustomerView;
+  currency: string;
+  issue_date: string | null;
+  due_date: string | null;
+  payment_terms_days: number;
+  po_number: string | null;
+  notes: string | null;
+  footer: string | null;
+  lines: {
+    description: string;
+    product: string | null;
+    quantity: string;
+    unit_code: string;
+    unit_amount: number | null;
+    unit_amount_decimal: string | null;
+    discount_amount: number;
+    amount: number;
+    net_amount: number;
+    tax_rates: string[];
+  }[];
+  discounts: DocumentDiscountInput[];
+  tax_inclusive: boolean;
+  subtotal: number;
+  discount_total: number;
+  tax: number;
+  total: number;
+  amount_due: number;
+  amount_paid: number;
+  amount_credited: number;
+  amount_remaining: number;
+  tax_breakdown: {
+    category: string;
+    percentage: string;
+    taxable_amount: number;
+    tax_amount: number;
+    exemption_reason?: string;
+  }[];
+  fx_rate: string | null;
+  base_currency: string | null;
+  total_base: number | null;
+  finalized_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+async function view(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  row: InvoiceRow,
+  lines: LineRow[],
+  expandCustomer = false,
+): Promise<InvoiceView> {
+  const notes =
+    row.notes_enc === null
+      ? null
+      : await deps.cipher.decrypt(
+          tx,
+          { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
+          { table: 'invoices', column: 'notes_enc', rowId: row.id },
+          row.notes_enc,
+        );
+  const breakdown = row.tax_breakdown as {
+    category: string;
+    percentage: string;
+    taxable_amount: string;
+    tax_amount: string;
+    exemption_reason?: string;
+  }[];
+  return {
+    id: row.id,
+    object: 'invoice',
+    status: row.status,
+    number: row.number,
+    customer: expandCustomer ? await getCustomerForDocument(deps, tx, ctx, row.customer_id) : row.customer_id,
+    currency: row.currency,
+    issue_date: row.issue_date,
+    due_date: row.due_date,
+    payment_terms_days: row.payment_terms_days,
+    po_number: row.po_number,
+    notes,
+    footer: row.footer,
+    lines: [...lines]
+      .sort((a, b) => a.position - b.position)
+      .map((l) => ({
+        description: l.description,
+        product: l.product_id,
+        quantity: l.quantity,
+        unit_code: l.unit_code,
+        unit_amount: l.unit_amount === null ? null : amount(l.unit_amount),
+        unit_amount_decimal: l.unit_amount_decimal,
+        discount_amount: amount(l.discount_amount),
+        amount: amount(l.amount),
+        net_amount: amount(l.net_amount),
+        tax_rates: (l.tax_rates as TaxRateInput[]).map((r) => r.id ?? ''),
+      })),
+    discounts: row.discounts as DocumentDiscountInput[],
+    tax_inclusive: row.tax_inclusive,
+    subtotal: amount(row.subtotal),
+    discount_total: amount(row.allowance_total_amount),
+    tax: amount(row.tax_amount),
+    total: amount(row.total),
+    amount_due: amount(row.amount_due),
+    amount_paid: amount(row.amount_paid),
+    amount_credited: amount(row.amount_credited),
+    amount_remaining: amount(row.amount_remaining),
+    tax_breakdown: breakdown.map((g) => ({
+      category: g.category,
+      percentage: g.percentage,
+      taxable_amount: amount(BigInt(g.taxable_amount)),
+      tax_amount: amount(BigInt(g.tax_amount)),
+      ...(g.exemption_reason ? { exemption_reason: g.exemption_reason } : {}),
+    })),
+    fx_rate: row.fx_rate,
+    base_currency: row.base_currency,
+    total_base: row.total_base === null ? null : amount(row.total_base),
+    finalized_at: row.finalized_at?.toISOString() ?? null,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+/** Loads an invoice the actor may see (by its customer's assignment), optionally locking it. */
+async function loadInvoice(
+  tx: Tx,
+  ctx: Ctx,
+  id: string,
+  permission: Parameters<typeof authorize>[2],
+  lock = false,
+) {
+  let q = tx.selectFrom('invoices').selectAll().where('id', '=', id);
+  if (lock) q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  if (!row) throw new DomainError('not_found', 'No such invoice.', 'id');
+  const customer = await tx
+    .selectFrom('customers')
+    .select(['org_id', 'owner_user_id'])
+    .where('id', '=', row.customer_id)
+    .executeTakeFirstOrThrow();
+  await authorize(tx, ctx, permission, customerResource(customer));
+  const lines = await tx
+    .selectFrom('invoice_lines')
+    .selectAll()
+    .where('invoice_id', '=', id)
+    .orderBy('position')
+    .execute();
+  return { row, lines };
+}
+
+function stateOf(row: InvoiceRow, lineCount: number): InvoiceState {
+  return {
+    status: row.status,
+    line_count: lineCount,
+    total: row.total,
+    amount_due: row.amount_due,
+    amount_paid: row.amount_paid,
+    amount_credited: row.amount_credited,
+    amount_remaining: row.amount_remaining,
+  };
+}
+
+async function sealNotes(
+  deps: BillingDeps,
+  tx: Tx,
+  orgId: string,
+  customerId: string,
+  id: string,
+  notes: string | null | undefined,
+) {
+  if (notes === undefined) return undefined;
+  if (notes === null) return null;
+  return deps.cipher.encrypt(
+    tx,
+    { orgId, subject: { type: 'customer', id: customerId } },
+    { table: 'invoices', column: 'notes_enc', rowId: id },
+    notes,
+  );
+}
+
+/** Creates a draft invoice: totals computed exactly (EN 16931 rounding), no number yet. */
+export async function createInvoice(
+  deps: BillingDeps,
+  ctx: Ctx,
+  input: InvoiceCreateInput,
+): Promise<InvoiceView> {
+  const id = newId('invoice');
+  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+    const customer = await tx
+      .selectFrom('customers')
+      .selectAll()
+      .where('id', '=', input.customer)
+      .executeTakeFirst();
+    if (!customer) throw new DomainError('not_found', 'No such customer.', 'customer');
+    await authorize(tx, ctx, 'invoices:write', customerResource(customer));
+    if (customer.archived_at)
+      throw new DomainError('validation_failed', 'The customer is archived.', 'customer');
+    const org = await tx.selectFrom('orgs').select('base_currency').executeTakeFirstOrThrow();
+    const currency = assertCurrency(input.currency ?? customer.currency ?? org.base_currency);
+    const rounding = await orgRounding(tx);
+    const lines = await resolveLines(tx, currency, input.lines);
+    const totals = computeInvoice(documentInput(currency, lines, input.discounts ?? []), { rounding });
+    const now = deps.clock.now();
+    const row = await tx
+      .insertInto('invoices')
+      .values({
+        org_id: ctx.actor.orgId,
+        id,
+        customer_id: customer.id,
+        status: 'draft',
+        number: null,
+        currency,
+        rounding,
+        due_date: input.due_date ? assertIsoDate(input.due_date, 'due_date') : null,
+        payment_terms_days: input.payment_terms_days ?? customer.payment_terms_days,
+        po_number: input.po_number ?? null,
+        notes_enc: (await sealNotes(deps, tx, ctx.actor.orgId, customer.id, id, input.notes)) ?? null,
+        footer: input.footer ?? null,
+        discounts: JSON.stringify(input.discounts ?? []),
+        charges: '[]',
+        ...totalsColumns(totals),
+        created_at: now,
+        updated_at: now,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const inserted = lines.length
+      ? await tx
+          .insertInto('invoice_lines')
+          .values(lineRows(ctx.actor.orgId, id, lines, totals))
+          .returningAll()
+          .execute()
+      : [];
+    await recordAudit(tx, {
+      orgId: ctx.actor.orgId,
+      actor: ctx.actor,
+      action: 'invoice.created',
+      target: { type: 'invoice', id },
+      outcome: 'success',
+      meta: ctx.meta,
+      details: { customer: customer.id, currency, lines: lines.length, total: totals.total.toString() },
+    });
+    return view(deps, tx, ctx, row, inserted);
+  });
+}
+
+/** Edits a draft (lines are replaced when given); a finalised invoice refuses (`invoice_not_draft`). */
+export async function updateInvoice(
+  deps: BillingDeps,
+  ctx: Ctx,
+  id: string,
+  input: InvoiceUpdateInput,
+): Promise<InvoiceView> {
+  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+    const { row, lines: oldLines } = await loadInvoice(tx, ctx, id, 'invoices:write', true);
+    applyInvoiceAction(stateOf(row, oldLines.length), { type: 'edit' });
+    const currency = input.currency ? assertCurrency(input.currency) : row.currency;
+    const lines = input.lines ? await resolveLines(tx, currency, input.lines) : storedLines(oldLines);
+    if (!input.lines && currency !== row.currency) {
+      throw new DomainError(
+        'validation_failed',
+        'Changing the currency needs the lines restated.',
+        'currency',
+      );
+    }
+    const discounts = input.discounts ?? (row.discounts as DocumentDiscountInput[]);
+    const totals = computeInvoice(documentInput(currency, lines, discounts), { rounding: row.rounding });
+    const notes = await sealNotes(deps, tx, row.org_id, row.customer_id, id, input.notes);
+    await tx.deleteFrom('invoice_lines').where('invoice_id', '=', id).execute();
+    const updated = await tx
+      .updateTable('invoices')
+      .set({
+        currency,
+        discounts: JSON.stringify(discounts),
+        ...(input.due_date !== undefined ? { due_date: assertIsoDate(input.due_date, 'due_date') } : {}),
+        ...(input.payment_terms_days !== undefined ? { payment_terms_days: input.payment_terms_days } : {}),
+        ...(input.po_number !== undefined ? { po_number: input.po_number } : {}),
+        ...(notes !== undefined ? { notes_enc: notes } : {}),
+        ...(input.footer !== undefined ? { footer: input.footer } : {}),
+        ...totalsColumns(totals),
+        version: sql<number>`version + 1`,
+        updated_at: deps.clock.now(),
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const inserted = lines.length
+      ? await tx
+          .insertInto('invoice_lines')
+          .values(lineRows(row.org_id, id, lines, totals))
+          .returningAll()
+          .execute()
+      : [];
+    await recordAudit(tx, {
+      orgId: ctx.actor.orgId,
+      actor: ctx.actor,
+      action: 'invoice.updated',
+      target: { type: 'invoice', id },
+      outcome: 'success',
+      meta: ctx.meta,
+      details: { fields: Object.keys(input).sort(), total: totals.total.toString() },
+    });
+    return view(deps, tx, ctx, updated, inserted);
+  });
+}
+
+/** Deletes a draft; finalised invoices are never deleted (void them). */
+export async function deleteDraftInvoice(
+  deps: BillingDeps,
+  ctx: Ctx,
+  id: string,
+): Promise<{ id: string; object: 'invoice'; deleted: true }> {
+  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+    const { row, lines } = await loadInvoice(tx, ctx, id, 'invoices:write', true);
+    applyInvoiceAction(stateOf(row, lines.length), { type: 'delete' });
+    await tx.deleteFrom('invoices').where('id', '=', id).execute();
+    await recordAudit(tx, {
+      orgId: ctx.actor.orgId,
+      actor: ctx.actor,
+      action: 'invoice.deleted',
+      target: { type: 'invoice', id },
+      outcome: 'success',
+      meta: ctx.meta,
+    });
+    return { id, object: 'invoice', deleted: true };
+  });
+}
+
+/** The calendar date of an instant in UTC. */
+function isoDay(d: Date): IsoDate {
+  return d.toISOString().slice(0, 10);
+}
+
+/**
+ * Finalises a draft: freezes seller and buyer details (buyer encrypted under the org key, so it
+ * survives the customer's erasure), records the FX rate, posts the ledger entry, and takes the
+ * gap-free number last, in the same transaction.
+ */
+export async function finalizeInvoice(
+  deps: BillingDeps,
+  ctx: Ctx,
+  id: string,
+  input: FinalizeInput = {},
+): Promise<InvoiceView> {
+  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+    const { row, lines } = await loadInvoice(tx, ctx, id, 'invoices:finalize', true);
+    const next = applyInvoiceAction(stateOf(row, lines.length), { type: 'finalize' });
+    const totals = totalsOf(row, lines);
+    if (totals.total !== row.total || totals.amount_due !== row.amount_due) {
+      throw new DomainError('conflict', 'The draft totals are stale; update the draft and retry.');
+    }
+    const issueDate = input.issue_date
+      ? assertIsoDate(input.issue_date, 'issue_date')
+      : isoDay(deps.clock.now());
+    const dueDate = row.due_date ?? dueDateFromTerms(issueDate, row.payment_terms_days);
+    if (dueDate < issueDate)
+      throw new DomainError('validation_failed', 'The due date is before the issue date.', 'due_date');
+    const org = await tx.selectFrom('orgs').select(['name', 'base_currency']).executeTakeFirstOrThrow();
+    let fx: { rate: string; total: bigint } | null = null;
+    if (org.base_currency !== row.currency && input.fx_rate) {
+      const rate = parseFxRate(row.currency, org.base_currency, input.fx_rate);
+      fx = { rate: input.fx_rate, total: convertMinor(row.total, rate, row.rounding) };
+    } else if (input.fx_rate && org.base_currency === row.currency) {
+      throw new DomainError(
+        'validation_failed',
+        'fx_rate applies only to invoices in another currency than the base.',
+        'fx_rate',
+      );
+    }
+    const customer = await tx
+      .selectFrom('customers')
+      .selectAll()
+      .where('id', '=', row.customer_id)
+      .executeTakeFirstOrThrow();
+    const buyer = await customersCrypto.open(
+      deps.cipher,
+      tx,
+      { orgId: row.org_id, subject: { type: 'customer', id: customer.id } },
+      customer.id,
+      customer as unknown as Record<string, unknown>,
+    );
+    const buyerSnapshot = JSON.stringify({
+      name: buyer.legal_name ?? buyer.name,
+      address: buyer.billing_address ? JSON.parse(buyer.billing_address) : null,
+      tax_id: buyer.tax_id,
+      email: buyer.email,
+    });
+    const buyerEnc = await deps.cipher.encrypt(
+      tx,
+      { orgId: row.org_id },
+      { table: 'invoices', column: 'buyer_snapshot_enc', rowId: id },
+      buyerSnapshot,
+    );
+    const settings = await tx
+      .selectFrom('org_settings')
+      .select(['key', 'value'])
+      .where('key', 'like', 'seller.%')
+      .execute();
+    const seller = {
+      name: org.name,
+      ...Object.fromEntries(settings.map((s) => [s.key.slice('seller.'.length), s.value])),
+    };
+    const entry = postInvoiceFinalized({ invoice: id, customer: customer.id }, totals);
+    if (entry) await postEntry(tx, row.org_id, entry, deps.clock.now());
+    await recordAudit(tx, {
+      orgId: ctx.actor.orgId,
+      actor: ctx.actor,
+      action: 'invoice.finalized',
+      target: { type: 'invoice', id },
+      outcome: 'success',
+      meta: ctx.meta,
+      details: { total: row.total.toString(), currency: row.currency },
+    });
+    // Last: the number. The counter row is locked from here to commit only.
+    const number = await takeNumber(tx, row.org_id, 'invoice', issueDate);
+    const now = deps.clock.now();
+    const finalized = await tx
+      .updateTable('invoices')
+      .set({
+        status: next.status,
+        number,
+        issue_date: issueDate,
+        due_date: dueDate,
+        seller_snapshot: JSON.stringify(seller),
+        buyer_snapshot_enc: buyerEnc,
+        base_currency: org.base_currency,
+        fx_rate: fx?.rate ?? null,
+        total_base: fx ? fx.total : org.base_currency === row.currency ? row.total : null,
+        finalized_at: now,
+        paid_at: next.status === 'paid' ? now : null,
+        version: sql<number>`version + 1`,
+        updated_at: now,
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return view(deps, tx, ctx, finalized, lines);
+  });
+}
+
+async function creditedRemainder(tx: Tx, row: InvoiceRow) {
+  const notes = await tx
+    .selectFrom('credit_notes')
+    .select(['tax_exclusive_amount', 'tax_breakdown'])
+    .where('invoice_id', '=', row.id)
+    .execute();
+  const taxes: Record<string, bigint> = {};
+  for (const g of row.tax_breakdown as { key: string; tax_amount: string }[])
+    taxes[g.key] = BigInt(g.tax_amount);
+  let net = row.tax_exclusive_amount;
+  for (const n of notes) {
+    net -= n.tax_exclusive_amount;
+    for (const g of n.tax_breakdown as { key: string; tax_amount: string }[])
+      taxes[g.key] = (taxes[g.key] ?? 0n) - BigInt(g.tax_amount);
+  }
+  return { tax_exclusive_amount: net, taxes };
+}
+
+async function transition(
+  deps: BillingDeps,
+  ctx: Ctx,
+  id: string,
+  action: InvoiceAction & { type: 'void' | 'mark_uncollectible' },
+  permission: 'invoices:void' | 'invoices:write',
+): Promise<InvoiceView> {
+  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+    const { row, lines } = await loadInvoice(tx, ctx, id, permission, true);
+    const next = applyInvoiceAction(stateOf(row, lines.length), action);
+    const ref = { invoice: id, customer: row.customer_id };
+    let entry: JournalEntry | null;
+    if (action.type === 'void') {
+      const from = row.status === 'uncollectible' ? 'uncollectible' : 'open';
+      entry = postInvoiceVoided(
+        ref,
+        row.currency,
+        from,
+        await creditedRemainder(tx, row),
+        row.amount_remaining,
+      );
+    } else {
+      entry = postInvoiceUncollectible(ref, row.currency, row.amount_remaining);
+    }
+    if (entry) await postEntry(tx, row.org_id, entry, deps.clock.now());
+    const now = deps.clock.now();
+    const updated = await tx
+      .updateTable('invoices')
+      .set({
+        status: next.status,
+        amount_remaining: next.amount_remaining,
+        ...(action.type === 'void' ? { voided_at: now } : { uncollectible_at: now }),
+        version: sql<number>`version + 1`,
+        updated_at: now,
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await recordAudit(tx, {
+      orgId: ctx.actor.orgId,
+      actor: ctx.actor,
+      action: action.type === 'void' ? 'invoice.voided' : 'invoice.marked_uncollectible',
+      target: { type: 'invoice', id },
+      outcome: 'success',
+      meta: ctx.meta,
+      details: { from: row.status, amount_remaining: row.amount_remaining.toString() },
+    });
+    return view(deps, tx, ctx, updated, lines);
+  });
+}
+
+/** Voids an open or uncollectible invoice; its number stays used. Reversing entry posted. */
+export function voidInvoice(deps: BillingDeps, ctx: Ctx, id: string) {
+  return transition(deps, ctx, id, { type: 'void' }, 'invoices:void');
+}
+
+/** Writes an open invoice off as uncollectible (AR → bad debt). */
+export function markUncollectible(deps: BillingDeps, ctx: Ctx, id: string) {
+  return transition(deps, ctx, id, { type: 'mark_uncollectible' }, 'invoices:void');
+}
+
+/** One invoice. */
+export async function getInvoice(
+  deps: BillingDeps,
+  ctx: Ctx,
+  id: string,
+  expand: { customer?: boolean } = {},
+) {
+  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+    const { row, lines } = await loadInvoice(tx, ctx, id, 'invoices:read');
+    return view(deps, tx, ctx, row, lines, expand.customer);
+  });
+}
+
+export interface InvoiceFilter extends PageParams {
+  status?: InvoiceStatus;
+  customer?: string;
+  issued_from?: string;
+  issued_to?: string;
+  expand_customer?: boolean;
+}
+
+/** Lists invoices newest first; a sales rep sees only those of their customers. */
+export async function listInvoices(
+  deps: BillingDeps,
+  ctx: Ctx,
+  f: InvoiceFilter,
+): Promise<ListPage<InvoiceView>> {
+  const limit = pageLimit(f);
+  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+    await authorize(tx, ctx, 'invoices:read');
+    let q = tx.selectFrom('invoices').selectAll('invoices');
+    if (!can(ctx.actor, 'invoices:read', { orgId: ctx.actor.orgId, ownerUserId: null })) {
+      // record-level scope: only invoices of customers assigned to this actor
+      q = q.where('customer_id', 'in', (eb) =>
+        eb
+          .selectFrom('customers')
+          .select('id')
+          .where('owner_user_id', '=', ctx.actor.userId ?? ''),
+      );
+    }
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.customer) q = q.where('customer_id', '=', f.customer);
+    if (f.issued_from) q = q.where('issue_date', '>=', assertIsoDate(f.issued_from, 'issued_from'));
+    if (f.issued_to) q = q.where('issue_date', '<=', assertIsoDate(f.issued_to, 'issued_to'));
+    if (f.starting_after) {
+      const cursor = await tx
+        .selectFrom('invoices')
+        .select(['created_at', 'id'])
+        .where('id', '=', f.starting_after)
+        .executeTakeFirst();
+      if (!cursor) throw badCursor();
+      q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(cursor.created_at, cursor.id)));
+    }
+    const rows = await q
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute();
+    const page = rows.slice(0, limit);
+    const ids = page.map((r) => r.id);
+    const allLines = ids.length
+      ? await tx.selectFrom('invoice_lines').selectAll().where('invoice_id', 'in', ids).execute()
+      : [];
+    const data: InvoiceView[] = [];
+    for (const r of page)
+      data.push(
+        await view(
+          deps,
+          tx,
+          ctx,
+          r,
+          allLines.filter((l) => l.invoice_id === r.id),
+          f.expand_customer,
+        ),
+      );
+    return { object: 'list', data, has_more: rows.length > limit };
+  });
+}
