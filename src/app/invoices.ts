@@ -2,10 +2,9 @@ import { type Selectable, sql } from 'kysely';
 import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
 import { inOrg, type Tx } from '../adapters/db/index.js';
 import type { InvoiceLinesTable, InvoicesTable } from '../adapters/db/schema-billing.js';
-import { assertIsoDate, dueDateFromTerms, type IsoDate } from '../domain/dates.js';
+import { assertIsoDate, type IsoDate } from '../domain/dates.js';
 import type { AdjustmentInput } from '../domain/discount.js';
 import { DomainError } from '../domain/errors.js';
-import { convertMinor, parseFxRate } from '../domain/fx.js';
 import { newId } from '../domain/ids.js';
 import {
   computeInvoice,
@@ -13,6 +12,7 @@ import {
   type InvoiceLineInput,
   type InvoiceTotals,
 } from '../domain/invoice.js';
+import { numberPrepared, prepareFinalization } from '../domain/invoice-finalize.js';
 import {
   applyInvoiceAction,
   type InvoiceAction,
@@ -26,7 +26,6 @@ import {
   postInvoiceVoided,
 } from '../domain/ledger.js';
 import { assertCurrency, type RoundingMode } from '../domain/money.js';
-import { renderNumber, sequenceScope } from '../domain/numbering.js';
 import { can } from '../domain/permissions.js';
 import type { TaxRateInput } from '../domain/tax.js';
 import { recordAudit } from './audit.js';
@@ -107,7 +106,7 @@ export async function orgRounding(tx: Tx): Promise<RoundingMode> {
   return row?.value === 'half_even' ? 'half_even' : 'half_up';
 }
 
-async function orgPattern(tx: Tx, series: keyof typeof DEFAULT_PATTERNS): Promise<string> {
+export async function orgPattern(tx: Tx, series: keyof typeof DEFAULT_PATTERNS): Promise<string> {
   const row = await tx
     .selectFrom('org_settings')
     .select('value')
@@ -117,17 +116,15 @@ async function orgPattern(tx: Tx, series: keyof typeof DEFAULT_PATTERNS): Promis
 }
 
 /**
- * Takes the next gap-free number of a series. Call it as the last statement before commit:
- * the counter row stays locked until then, and a rollback returns the number.
+ * Takes the next gap-free sequence value of a series scope. Call it as the last statement
+ * before commit: the counter row stays locked until then, and a rollback returns the value.
  */
-export async function takeNumber(
+export async function takeSequence(
   tx: Tx,
   orgId: string,
   series: keyof typeof DEFAULT_PATTERNS,
-  date: IsoDate,
-) {
-  const pattern = await orgPattern(tx, series);
-  const scope = sequenceScope(pattern, date);
+  scope: string,
+): Promise<bigint> {
   const row = await tx
     .insertInto('document_sequences')
     .values({ org_id: orgId, series, scope, last_value: 1n })
@@ -138,7 +135,7 @@ export async function takeNumber(
     )
     .returning('last_value')
     .executeTakeFirstOrThrow();
-  return renderNumber(pattern, date, row.last_value);
+  return row.last_value;
 }
 
 interface StoredLine {
@@ -682,7 +679,7 @@ function isoDay(d: Date): IsoDate {
 /**
  * Finalises a draft: freezes seller and buyer details (buyer encrypted under the org key, so it
  * survives the customer's erasure), records the FX rate, posts the ledger entry, and takes the
- * gap-free number last, in the same transaction.
+ * gap-free number last, in the same transaction (DESIGN.md §3).
  */
 export async function finalizeInvoice(
   deps: BillingDeps,
@@ -692,29 +689,25 @@ export async function finalizeInvoice(
 ): Promise<InvoiceView> {
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     const { row, lines } = await loadInvoice(tx, ctx, id, 'invoices:finalize', true);
-    const next = applyInvoiceAction(stateOf(row, lines.length), { type: 'finalize' });
-    const totals = totalsOf(row, lines);
-    if (totals.total !== row.total || totals.amount_due !== row.amount_due) {
-      throw new DomainError('conflict', 'The draft totals are stale; update the draft and retry.');
-    }
-    const issueDate = input.issue_date
-      ? assertIsoDate(input.issue_date, 'issue_date')
-      : isoDay(deps.clock.now());
-    const dueDate = row.due_date ?? dueDateFromTerms(issueDate, row.payment_terms_days);
-    if (dueDate < issueDate)
-      throw new DomainError('validation_failed', 'The due date is before the issue date.', 'due_date');
     const org = await tx.selectFrom('orgs').select(['name', 'base_currency']).executeTakeFirstOrThrow();
-    let fx: { rate: string; total: bigint } | null = null;
-    if (org.base_currency !== row.currency && input.fx_rate) {
-      const rate = parseFxRate(row.currency, org.base_currency, input.fx_rate);
-      fx = { rate: input.fx_rate, total: convertMinor(row.total, rate, row.rounding) };
-    } else if (input.fx_rate && org.base_currency === row.currency) {
+    if (input.fx_rate && org.base_currency === row.currency) {
       throw new DomainError(
         'validation_failed',
         'fx_rate applies only to invoices in another currency than the base.',
         'fx_rate',
       );
     }
+    // Everything that can fail is checked here, before a number exists.
+    const prepared = prepareFinalization({
+      ref: { invoice: id, customer: row.customer_id },
+      input: documentInput(row.currency, storedLines(lines), row.discounts as DocumentDiscountInput[]),
+      options: { rounding: row.rounding },
+      state: stateOf(row, lines.length),
+      series_pattern: await orgPattern(tx, 'invoice'),
+      issue_date: input.issue_date ?? isoDay(deps.clock.now()),
+      due: row.due_date ? { due_date: row.due_date } : { payment_terms_days: row.payment_terms_days },
+      ...(input.fx_rate ? { fx: { base_currency: org.base_currency, rate: input.fx_rate } } : {}),
+    });
     const customer = await tx
       .selectFrom('customers')
       .selectAll()
@@ -748,8 +741,7 @@ export async function finalizeInvoice(
       name: org.name,
       ...Object.fromEntries(settings.map((s) => [s.key.slice('seller.'.length), s.value])),
     };
-    const entry = postInvoiceFinalized({ invoice: id, customer: customer.id }, totals);
-    if (entry) await postEntry(tx, row.org_id, entry, deps.clock.now());
+    if (prepared.entry) await postEntry(tx, row.org_id, prepared.entry, deps.clock.now());
     await recordAudit(tx, {
       orgId: ctx.actor.orgId,
       actor: ctx.actor,
@@ -757,25 +749,34 @@ export async function finalizeInvoice(
       target: { type: 'invoice', id },
       outcome: 'success',
       meta: ctx.meta,
-      details: { total: row.total.toString(), currency: row.currency },
+      details: { total: prepared.totals.total.toString(), currency: row.currency },
     });
     // Last: the number. The counter row is locked from here to commit only.
-    const number = await takeNumber(tx, row.org_id, 'invoice', issueDate);
+    const number = numberPrepared(
+      prepared,
+      await takeSequence(tx, row.org_id, 'invoice', prepared.sequence_scope),
+    );
     const now = deps.clock.now();
     const finalized = await tx
       .updateTable('invoices')
       .set({
-        status: next.status,
+        ...totalsColumns(prepared.totals),
+        status: prepared.state.status,
+        amount_remaining: prepared.state.amount_remaining,
         number,
-        issue_date: issueDate,
-        due_date: dueDate,
+        issue_date: prepared.issue_date,
+        due_date: prepared.due_date,
         seller_snapshot: JSON.stringify(seller),
         buyer_snapshot_enc: buyerEnc,
         base_currency: org.base_currency,
-        fx_rate: fx?.rate ?? null,
-        total_base: fx ? fx.total : org.base_currency === row.currency ? row.total : null,
+        fx_rate: prepared.fx?.rate ?? null,
+        total_base: prepared.fx
+          ? prepared.fx.total_base
+          : org.base_currency === row.currency
+            ? prepared.totals.total
+            : null,
         finalized_at: now,
-        paid_at: next.status === 'paid' ? now : null,
+        paid_at: prepared.state.status === 'paid' ? now : null,
         version: sql<number>`version + 1`,
         updated_at: now,
       })
