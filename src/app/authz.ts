@@ -24,3 +24,11 @@ export async function authorize(tx: Tx, ctx: Ctx, action: Permission, resource?:
   if (resource && can(ctx.actor, action)) throw new DomainError('not_found', 'No such object.');
   throw new DomainError('forbidden', `This action needs the ${action} permission.`);
 }
+
+/**
+ * True when the policy limits this actor to records assigned to them (a sales rep): lists then
+ * filter on the assignment, so they show exactly what `authorize` would let through one by one.
+ */
+export function assignedOnly(ctx: Ctx, action: Permission): boolean {
+  return can(ctx.actor, action) && !can(ctx.actor, action, { orgId: ctx.actor.orgId, ownerUserId: null });
+}

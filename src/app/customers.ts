@@ -8,7 +8,7 @@ import { maskEmail, maskName, maskTail, maskText } from '../domain/masking.js';
 import { assertCurrency } from '../domain/money.js';
 import { can, type ResourceRef } from '../domain/permissions.js';
 import { recordAudit } from './audit.js';
-import { authorize } from './authz.js';
+import { assignedOnly, authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
 import type { CipherScope, Clock, FieldCipher } from './ports.js';
@@ -172,7 +172,7 @@ async function resolveOwner(
   ctx: Ctx,
   requested: string | null | undefined,
 ): Promise<string | null | undefined> {
-  if (ctx.actor.role === 'sales_rep') {
+  if (assignedOnly(ctx, 'customers:write')) {
     if (requested !== undefined && requested !== ctx.actor.userId) {
       throw new DomainError(
         'forbidden',
@@ -292,7 +292,7 @@ export async function listCustomers(
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'customers:read');
     let q = tx.selectFrom('customers').selectAll();
-    if (ctx.actor.role === 'sales_rep') q = q.where('owner_user_id', '=', ctx.actor.userId ?? '');
+    if (assignedOnly(ctx, 'customers:read')) q = q.where('owner_user_id', '=', ctx.actor.userId ?? '');
     if (!f.include_archived) q = q.where('archived_at', 'is', null);
     if (f.email)
       q = q.where(

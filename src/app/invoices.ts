@@ -26,10 +26,9 @@ import {
   postInvoiceVoided,
 } from '../domain/ledger.js';
 import { assertCurrency, type RoundingMode } from '../domain/money.js';
-import { can } from '../domain/permissions.js';
 import type { TaxRateInput } from '../domain/tax.js';
 import { recordAudit } from './audit.js';
-import { authorize } from './authz.js';
+import { assignedOnly, authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import {
   type BillingDeps,
@@ -672,7 +671,7 @@ export async function deleteDraftInvoice(
 }
 
 /** The calendar date of an instant in UTC. */
-function isoDay(d: Date): IsoDate {
+export function isoDay(d: Date): IsoDate {
   return d.toISOString().slice(0, 10);
 }
 
@@ -897,7 +896,7 @@ export async function listInvoices(
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'invoices:read');
     let q = tx.selectFrom('invoices').selectAll('invoices');
-    if (!can(ctx.actor, 'invoices:read', { orgId: ctx.actor.orgId, ownerUserId: null })) {
+    if (assignedOnly(ctx, 'invoices:read')) {
       // record-level scope: only invoices of customers assigned to this actor
       q = q.where('customer_id', 'in', (eb) =>
         eb

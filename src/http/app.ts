@@ -22,6 +22,7 @@ import { registerCardGuard } from './card-guard.js';
 import { errorBody, STATUS_BY_CODE } from './errors.js';
 import { registerIdempotency } from './idempotency.js';
 import type { App, RouteAuth, RouteRecord } from './route.js';
+import { creditNoteRoutes } from './routes/credit-notes.js';
 import { customerRoutes } from './routes/customers.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
@@ -180,6 +181,7 @@ export async function buildApp(deps: AppDeps) {
     registerIdempotency(app, billing);
     customerRoutes(app, billing);
     invoiceRoutes(app, billing);
+    creditNoteRoutes(app, billing);
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

@@ -164,6 +164,7 @@ export interface CreditNotesTable {
   total: Money;
   applied_to_invoice: Money;
   customer_credit: Money;
+  allocation: ColumnType<Record<string, unknown>, string, string>;
   issue_date: ColumnType<string, string, string>;
   created_at: Generated<Date>;
 }
