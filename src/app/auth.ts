@@ -496,7 +496,7 @@ export async function stepUp(
       if (!ok) return null;
       const old = await tx
         .selectFrom('sessions')
-        .select(['mfa', 'revoked_at'])
+        .select(['mfa', 'restricted', 'revoked_at'])
         .where('org_id', '=', ctx.actor.orgId)
         .where('id', '=', sessionId)
         .forUpdate()
@@ -513,7 +513,7 @@ export async function stepUp(
         userId,
         orgId: ctx.actor.orgId,
         mfa: old.mfa,
-        restricted: false,
+        restricted: old.restricted, // a session that must enrol MFA stays restricted
         meta: ctx.meta,
       });
       await recordAudit(tx, {

@@ -23,7 +23,13 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * Routes a session that must first enrol a second factor ("MFA required" org setting) may
  * still use: who am I, enrolment itself, and sign-out.
  */
-const RESTRICTED_ALLOWED = [/^\/v1\/me$/, /^\/v1\/me\/mfa\//, /^\/v1\/me\/passkeys/, /^\/v1\/auth\/logout$/];
+const RESTRICTED_ALLOWED = [
+  /^\/v1\/me$/,
+  /^\/v1\/me\/mfa\//,
+  /^\/v1\/me\/passkeys/,
+  /^\/v1\/auth\/logout$/,
+  /^\/v1\/auth\/step_up$/,
+];
 
 /** Reads one cookie from the Cookie header (first occurrence wins; no decoding tricks). */
 export function readCookie(header: string | undefined, name: string): string | undefined {

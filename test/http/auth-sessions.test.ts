@@ -322,3 +322,51 @@ describe('CSRF (cookie-authenticated writes)', () => {
     }
   });
 });
+
+describe('hostile input on the authentication routes', () => {
+  it('validates before any work: oversized, wrongly typed and missing fields are 422', async () => {
+    const cases: unknown[] = [
+      { email: a.users.owner.email, password: 'x'.repeat(1025) },
+      { email: `${'a'.repeat(300)}@example.test`, password: 'whatever password' },
+      { email: ['a@b.c'], password: 'whatever password' },
+      { email: a.users.owner.email, password: 123456789012 },
+      { email: a.users.owner.email },
+      { email: a.users.owner.email, password: 'whatever password', org: "org_' OR 1=1 --" },
+    ];
+    for (const payload of cases) {
+      const r = await app.inject({ method: 'POST', url: '/v1/auth/login', payload: payload as object });
+      assert.equal(r.statusCode, 422, JSON.stringify(payload).slice(0, 80));
+      assert.equal(r.json().error.code, 'validation_failed');
+    }
+  });
+
+  it('treats SQL and script payloads as plain data', async () => {
+    for (const email of [
+      "' OR '1'='1' --@x.test",
+      '<script>alert(1)</script>@x.test',
+      'a@b.c; DROP TABLE users',
+    ]) {
+      const r = await login(email, "' OR '1'='1", '10.0.0.77');
+      assert.equal(r.statusCode, 401);
+      assert.doesNotMatch(r.body, /script|DROP/);
+    }
+    const users = await t.db.selectFrom('users').select('id').execute();
+    assert.ok(users.length >= 7);
+  });
+
+  it('rejects a non-JSON body and a body that is too large', async () => {
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"email":',
+    });
+    assert.equal(bad.statusCode, 400);
+    const big = await app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      payload: { email: 'a@b.c', password: 'x'.repeat(2 * 1024 * 1024) },
+    });
+    assert.equal(big.statusCode, 413);
+  });
+});

@@ -240,6 +240,16 @@ describe('"MFA required" org setting', () => {
     const blocked = await app.inject({ method: 'GET', url: '/v1/org', headers: { cookie: c.cookie } });
     assert.equal(blocked.statusCode, 403);
     assert.equal(blocked.json().error.code, 'mfa_enrolment_required');
+    // step-up (needed after 5 minutes for enrolment) keeps the restriction on the rotated session
+    clock.advance(6 * MINUTE);
+    const late = await post(c, '/v1/me/mfa/totp');
+    assert.equal(late.json().error.code, 'step_up_required');
+    const su = await post(c, '/v1/auth/step_up', { password: a.users.viewer.password });
+    assert.equal(su.statusCode, 200, su.body);
+    const rotated = cookiesFrom(su.headers['set-cookie']);
+    const still = await app.inject({ method: 'GET', url: '/v1/org', headers: { cookie: rotated.cookie } });
+    assert.equal(still.json().error.code, 'mfa_enrolment_required');
+    Object.assign(c, rotated);
     const setup = await post(c, '/v1/me/mfa/totp');
     assert.equal(setup.statusCode, 200, setup.body);
     const conf = await post(c, '/v1/me/mfa/totp/confirm', {
