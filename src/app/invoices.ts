@@ -137,7 +137,7 @@ export async function takeSequence(
   return row.last_value;
 }
 
-interface StoredLine {
+export interface StoredLine {
   product_id: string | null;
   description: string;
   quantity: string;
@@ -148,7 +148,7 @@ interface StoredLine {
   tax_rates: TaxRateInput[];
 }
 
-async function resolveLines(tx: Tx, currency: string, lines: LineInput[]): Promise<StoredLine[]> {
+export async function resolveLines(tx: Tx, currency: string, lines: LineInput[]): Promise<StoredLine[]> {
   const productIds = [...new Set(lines.flatMap((l) => (l.product ? [l.product] : [])))];
   const rateIds = [...new Set(lines.flatMap((l) => l.tax_rates ?? []))];
   const products = productIds.length
@@ -232,7 +232,7 @@ async function resolveLines(tx: Tx, currency: string, lines: LineInput[]): Promi
   });
 }
 
-function documentInput(
+export function documentInput(
   currency: string,
   lines: StoredLine[],
   discounts: DocumentDiscountInput[],
@@ -522,69 +522,118 @@ async function sealNotes(
   );
 }
 
+/** The customer a new document is for: visible to the actor, allowed, and not archived. */
+export async function documentCustomer(
+  tx: Tx,
+  ctx: Ctx,
+  customerId: string,
+  permission: 'invoices:write' | 'quotes:write',
+) {
+  const customer = await tx
+    .selectFrom('customers')
+    .selectAll()
+    .where('id', '=', customerId)
+    .executeTakeFirst();
+  if (!customer) throw new DomainError('not_found', 'No such customer.', 'customer');
+  await authorize(tx, ctx, permission, customerResource(customer));
+  if (customer.archived_at)
+    throw new DomainError('validation_failed', 'The customer is archived.', 'customer');
+  return customer;
+}
+
+/** The currency of a new document: as asked, else the customer's, else the org's base currency. */
+export async function documentCurrency(
+  tx: Tx,
+  requested: string | undefined,
+  customerCurrency: string | null,
+) {
+  const org = await tx.selectFrom('orgs').select('base_currency').executeTakeFirstOrThrow();
+  return assertCurrency(requested ?? customerCurrency ?? org.base_currency);
+}
+
+export interface DraftFields {
+  discounts?: DocumentDiscountInput[];
+  due_date?: string;
+  payment_terms_days?: number;
+  po_number?: string | null;
+  notes?: string | null;
+  footer?: string | null;
+}
+
+/** Inserts a draft invoice from resolved lines (POST /v1/invoices and accepted quotes share it). */
+export async function insertDraft(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  customer: { id: string; payment_terms_days: number },
+  currency: string,
+  lines: StoredLine[],
+  fields: DraftFields,
+  source?: { quote: string },
+): Promise<InvoiceView> {
+  const id = newId('invoice');
+  const rounding = await orgRounding(tx);
+  const totals = computeInvoice(documentInput(currency, lines, fields.discounts ?? []), { rounding });
+  const now = deps.clock.now();
+  const row = await tx
+    .insertInto('invoices')
+    .values({
+      org_id: ctx.actor.orgId,
+      id,
+      customer_id: customer.id,
+      status: 'draft',
+      number: null,
+      currency,
+      rounding,
+      due_date: fields.due_date ? assertIsoDate(fields.due_date, 'due_date') : null,
+      payment_terms_days: fields.payment_terms_days ?? customer.payment_terms_days,
+      po_number: fields.po_number ?? null,
+      notes_enc: (await sealNotes(deps, tx, ctx.actor.orgId, customer.id, id, fields.notes)) ?? null,
+      footer: fields.footer ?? null,
+      discounts: JSON.stringify(fields.discounts ?? []),
+      charges: '[]',
+      ...totalsColumns(totals),
+      created_at: now,
+      updated_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const inserted = lines.length
+    ? await tx
+        .insertInto('invoice_lines')
+        .values(lineRows(ctx.actor.orgId, id, lines, totals))
+        .returningAll()
+        .execute()
+    : [];
+  await recordAudit(tx, {
+    orgId: ctx.actor.orgId,
+    actor: ctx.actor,
+    action: 'invoice.created',
+    target: { type: 'invoice', id },
+    outcome: 'success',
+    meta: ctx.meta,
+    details: {
+      customer: customer.id,
+      currency,
+      lines: lines.length,
+      total: totals.total.toString(),
+      ...(source ?? {}),
+    },
+  });
+  return view(deps, tx, ctx, row, inserted);
+}
+
 /** Creates a draft invoice: totals computed exactly (EN 16931 rounding), no number yet. */
 export async function createInvoice(
   deps: BillingDeps,
   ctx: Ctx,
   input: InvoiceCreateInput,
 ): Promise<InvoiceView> {
-  const id = newId('invoice');
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
-    const customer = await tx
-      .selectFrom('customers')
-      .selectAll()
-      .where('id', '=', input.customer)
-      .executeTakeFirst();
-    if (!customer) throw new DomainError('not_found', 'No such customer.', 'customer');
-    await authorize(tx, ctx, 'invoices:write', customerResource(customer));
-    if (customer.archived_at)
-      throw new DomainError('validation_failed', 'The customer is archived.', 'customer');
-    const org = await tx.selectFrom('orgs').select('base_currency').executeTakeFirstOrThrow();
-    const currency = assertCurrency(input.currency ?? customer.currency ?? org.base_currency);
-    const rounding = await orgRounding(tx);
+    const customer = await documentCustomer(tx, ctx, input.customer, 'invoices:write');
+    const currency = await documentCurrency(tx, input.currency, customer.currency);
     const lines = await resolveLines(tx, currency, input.lines);
-    const totals = computeInvoice(documentInput(currency, lines, input.discounts ?? []), { rounding });
-    const now = deps.clock.now();
-    const row = await tx
-      .insertInto('invoices')
-      .values({
-        org_id: ctx.actor.orgId,
-        id,
-        customer_id: customer.id,
-        status: 'draft',
-        number: null,
-        currency,
-        rounding,
-        due_date: input.due_date ? assertIsoDate(input.due_date, 'due_date') : null,
-        payment_terms_days: input.payment_terms_days ?? customer.payment_terms_days,
-        po_number: input.po_number ?? null,
-        notes_enc: (await sealNotes(deps, tx, ctx.actor.orgId, customer.id, id, input.notes)) ?? null,
-        footer: input.footer ?? null,
-        discounts: JSON.stringify(input.discounts ?? []),
-        charges: '[]',
-        ...totalsColumns(totals),
-        created_at: now,
-        updated_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    const inserted = lines.length
-      ? await tx
-          .insertInto('invoice_lines')
-          .values(lineRows(ctx.actor.orgId, id, lines, totals))
-          .returningAll()
-          .execute()
-      : [];
-    await recordAudit(tx, {
-      orgId: ctx.actor.orgId,
-      actor: ctx.actor,
-      action: 'invoice.created',
-      target: { type: 'invoice', id },
-      outcome: 'success',
-      meta: ctx.meta,
-      details: { customer: customer.id, currency, lines: lines.length, total: totals.total.toString() },
-    });
-    return view(deps, tx, ctx, row, inserted);
+    return insertDraft(deps, tx, ctx, customer, currency, lines, input);
   });
 }
 

@@ -24,6 +24,7 @@ import { registerIdempotency } from './idempotency.js';
 import type { App, RouteAuth, RouteRecord } from './route.js';
 import { creditNoteRoutes } from './routes/credit-notes.js';
 import { customerRoutes } from './routes/customers.js';
+import { quoteRoutes } from './routes/quotes.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
 import { identityRoutes } from './routes/sessions.js';
@@ -182,6 +183,7 @@ export async function buildApp(deps: AppDeps) {
     customerRoutes(app, billing);
     invoiceRoutes(app, billing);
     creditNoteRoutes(app, billing);
+    quoteRoutes(app, billing);
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

@@ -20,9 +20,9 @@ const SAFE = Number.MAX_SAFE_INTEGER;
 const Amount = z.number().int().min(0).max(SAFE);
 const Decimal6 = z.string().regex(/^[0-9]{1,15}(\.[0-9]{1,6})?$/, 'a decimal string with up to 6 decimals');
 const Percentage = z.string().regex(/^[0-9]{1,3}(\.[0-9]{1,6})?$/, 'a percentage such as "10" or "12.5"');
-const IsoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD');
+export const IsoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date YYYY-MM-DD');
 
-const Line = z
+export const Line = z
   .object({
     product: z
       .string()
@@ -45,7 +45,7 @@ const Line = z
   })
   .strict();
 
-const Discount = z
+export const Discount = z
   .object({
     percentage: Percentage.optional(),
     amount: Amount.optional(),
