@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { MigrationError } from '../adapters/db/index.js';
 import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
+import { registerLedgerCommands } from '../cli/commands/ledger.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
 import { registerUserCommands } from '../cli/commands/users.js';
 import { CliError } from '../cli/output.js';
@@ -18,6 +19,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerSystemCommands(program);
   registerKeyCommands(program);
+  registerLedgerCommands(program);
   registerUserCommands(program);
   registerApiKeyCommands(program);
   try {
