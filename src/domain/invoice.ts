@@ -7,7 +7,8 @@
  * 2. Lines are grouped into partitions by their exact set of tax rates. Document discounts and
  *    charges either target one rate set (as EN 16931 allowances with a VAT category do) or are
  *    spread over all partitions in proportion to their line amounts with `allocate`, so the
- *    parts sum exactly.
+ *    parts sum exactly. Every split breaks ties by something the lines carry (a partition's key,
+ *    a line's amount), never by position, so no figure depends on the order of the lines.
  * 3. Exclusive prices: tax per (category, rate) group = group taxable base × rate, rounded once
  *    (BR-CO-17). A compound rate's base also holds the line's share of the non-compound taxes.
  *    Inclusive prices: per partition, net = gross × 100 / (100 + Σ rates), rounded once, and
@@ -179,6 +180,30 @@ function share(total: bigint, weights: readonly bigint[]): bigint[] {
   if (weights.length === 0) return [];
   if (total === 0n) return weights.map(() => 0n);
   return weights.some((w) => w > 0n) ? allocate(total, weights) : allocateEvenly(total, weights.length);
+}
+
+/**
+ * `share` with ties broken by `keys` (unique), not by position: partitions are numbered in order of
+ * first appearance, so a split across partitions taken in that order would let the order of the
+ * lines decide which partition receives a leftover unit (and, through a compound rate's base, a
+ * group total). Parts are returned in the positions of `weights`.
+ */
+function shareByKey(total: bigint, weights: readonly bigint[], keys: readonly string[]): bigint[] {
+  const order = weights.map((_, i) => i);
+  order.sort((a, b) => {
+    const ka = keys[a] as string;
+    const kb = keys[b] as string;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+  const parts = share(
+    total,
+    order.map((i) => weights[i] ?? 0n),
+  );
+  const out: bigint[] = weights.map(() => 0n);
+  order.forEach((i, k) => {
+    out[i] = parts[k] ?? 0n;
+  });
+  return out;
 }
 
 function rethrowAt(e: unknown, param: string): never {
@@ -406,7 +431,7 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
     if (totalLineAmount === 0n) {
       throw new DomainError('discount_invalid', 'There are no line amounts to spread this over', param);
     }
-    allocate(amount, lineAmountByPartition).forEach((part, p) => {
+    shareByKey(amount, lineAmountByPartition, partitionKeys).forEach((part, p) => {
       target[p] = (target[p] ?? 0n) + part;
     });
   }
@@ -453,7 +478,11 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
       const tax = divRound(base * rate.rate.num, rate.rate.den * 100n, mode);
       groupBase.set(g, base);
       groupTax.set(g, tax);
-      share(tax, bases).forEach((part, m) => {
+      shareByKey(
+        tax,
+        bases,
+        members.map((p) => partitionKeys[p] as string),
+      ).forEach((part, m) => {
         cells[members[m] as number]?.set(g, part);
       });
     }
@@ -480,10 +509,19 @@ export function computeInvoice(input: InvoiceInput, options: ComputeOptions): In
   }
 
   // Per-line figures: nets, and exact shares of the partition's taxable amount and taxes (credit notes use them).
+  // Members are taken larger amounts first so a leftover unit goes by amount, not by position: a line's
+  // figures then do not depend on line order (lines of equal amount are interchangeable).
   const linesByPartition: number[][] = Array.from({ length: partitionCount }, () => []);
   lines.forEach((l, i) => {
     linesByPartition[partitionOf(l.partitionKey)]?.push(i);
   });
+  for (const members of linesByPartition) {
+    members.sort((a, b) => {
+      const x = lines[a]?.amount ?? 0n;
+      const y = lines[b]?.amount ?? 0n;
+      return x === y ? a - b : x > y ? -1 : 1;
+    });
+  }
   const lineNet: bigint[] = lines.map((l) => l.amount);
   const lineTaxable: bigint[] = lines.map(() => 0n);
   const lineTaxes: Record<string, bigint>[] = lines.map(() => ({}));

@@ -165,6 +165,79 @@ describe('invoice computation properties', () => {
     );
   });
 
+  it('line order changes no figure at all: groups, partitions, lines; with document adjustments; both price modes', () => {
+    /** Everything order-independent, keyed by content: lines of one partition and amount are interchangeable. */
+    const figures = (t: InvoiceTotals) => {
+      const keyOf = (p: number) => JSON.stringify(t.partitions[p]?.group_keys);
+      // Bigints as text, object keys sorted (maps of group keys fill in order of first appearance).
+      const text = (v: unknown) =>
+        JSON.stringify(v, (_, x) =>
+          typeof x === 'bigint'
+            ? x.toString()
+            : x !== null && typeof x === 'object' && !Array.isArray(x)
+              ? Object.fromEntries(Object.entries(x).sort(([k], [l]) => (k < l ? -1 : k > l ? 1 : 0)))
+              : x,
+        );
+      return {
+        totals: text([
+          t.subtotal,
+          t.line_extension_amount,
+          t.allowance_total_amount,
+          t.charge_total_amount,
+          t.tax_exclusive_amount,
+          t.tax_amount,
+          t.total,
+        ]),
+        groups: Object.fromEntries(
+          t.tax_breakdown.map((g) => [g.key, text([g.taxable_amount, g.tax_amount])]),
+        ),
+        partitions: Object.fromEntries(t.partitions.map((p, i) => [keyOf(i), text(p)])),
+        adjustments: t.document_adjustments.map(text),
+        lines: t.lines
+          .map((l) => text([keyOf(l.partition), l.amount, l.net_amount, l.taxable_share, l.tax_shares]))
+          .sort(),
+      };
+    };
+    const simple = EXCLUSIVE_RATES.filter((r) => !r.compound);
+    const caseArb = fc.oneof(
+      fc.record({
+        lines: fc.array(lineArb(EXCLUSIVE_RATES), { minLength: 2, maxLength: 8 }),
+        discounts: fc.array(docAdjustmentArb(simple), { maxLength: 2 }),
+        charges: fc.array(docAdjustmentArb(simple), { maxLength: 2 }),
+      }),
+      fc.record({
+        lines: fc.array(lineArb(INCLUSIVE_RATES), { minLength: 2, maxLength: 8 }),
+        discounts: fc.array(
+          fc.integer({ min: 0, max: 5_000 }).map((amount) => ({ amount })),
+          { maxLength: 2 },
+        ),
+        charges: fc.constant([]),
+      }),
+    );
+    fc.assert(
+      fc.property(
+        currencyArb,
+        modeArb,
+        caseArb.chain((c) =>
+          fc
+            .shuffledSubarray(
+              c.lines.map((_, i) => i),
+              { minLength: c.lines.length, maxLength: c.lines.length },
+            )
+            .map((order) => ({ ...c, shuffled: order.map((i) => c.lines[i] as InvoiceLineInput) })),
+        ),
+        (currency, rounding, { lines, shuffled, discounts, charges }) => {
+          const a = tryCompute({ currency, lines, discounts, charges }, rounding);
+          const b = tryCompute({ currency, lines: shuffled, discounts, charges }, rounding);
+          assert.equal(a === undefined, b === undefined);
+          if (a === undefined || b === undefined) return;
+          assert.deepEqual(figures(a), figures(b));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
   it('inclusive, one rate per line: each group tax is within one minor unit of net × rate (BR-CO-17)', () => {
     const oneRateLine = lineArb(INCLUSIVE_RATES).map((l) => ({
       ...l,

@@ -139,13 +139,15 @@ describe('computeInvoice', () => {
       },
       UP,
     );
+    // 100 over three equal partitions: 33.33 each, the leftover cent goes to the first partition in
+    // key order (["S:10"] < ["S:20"] < []), whatever the order of the lines.
     assert.deepEqual(
       r.partitions.map((p) => p.discount_amount),
-      [34n, 33n, 33n],
+      [33n, 34n, 33n],
     );
     assert.equal(r.allowance_total_amount, 100n);
     assert.equal(r.tax_exclusive_amount, 2900n);
-    assert.equal(r.tax_amount, 193n + 97n); // 9.66 × 20 % = 1.932; 9.67 × 10 % = 0.967
+    assert.equal(r.tax_amount, 193n + 97n); // 9.67 × 20 % = 1.934; 9.66 × 10 % = 0.966
     assert.equal(r.total, 2900n + 290n);
   });
 
@@ -197,6 +199,83 @@ describe('computeInvoice', () => {
       ],
     );
     assert.equal(r.total, 15000n + 750n + 1047n);
+  });
+
+  it('gives the same compound base whatever the line order (regression: fast-check seed -2022014904)', () => {
+    // The 20 % tax (1 166 470 427) is split over its three partitions to build the compound base:
+    // exact shares 730 421 310.6, 420 890 921.8 and 15 158 194.6, two cents left over. One goes to
+    // the .8; the two .6 tie, and the tie used to go to whichever partition came first in line
+    // order, so the compound base was 4 382 527 864 one way round and 4 382 527 863 the other. Ties
+    // now go by partition key (["AE:0:Reverse charge","S:20"] before ["S:20","S:9.975:compound"]).
+    const lines: InvoiceInput['lines'] = [
+      {
+        quantity: '4480.7',
+        unit_amount: 815075,
+        tax_rates: [
+          { percentage: '20', category: 'S' },
+          { percentage: '9.975', category: 'S', compound: true },
+        ],
+      },
+      {
+        quantity: '17168',
+        unit_amount: 221748,
+        discounts: [{ amount: 152 }, { percentage: '44.721' }],
+        tax_rates: [{ percentage: '20', category: 'S' }],
+      },
+      {
+        quantity: '1685.6',
+        unit_amount: 59110,
+        discounts: [{ percentage: '23.932' }],
+        tax_rates: [
+          { percentage: '20', category: 'S' },
+          { percentage: '0', category: 'AE', exemption_reason: 'Reverse charge' },
+        ],
+      },
+      { quantity: '0', unit_amount: 0, tax_rates: [] },
+    ];
+    const byKey = (r: ReturnType<typeof computeInvoice>) =>
+      Object.fromEntries(r.tax_breakdown.map((g) => [g.key, [g.taxable_amount, g.tax_amount]]));
+    const partitionsByKey = (r: ReturnType<typeof computeInvoice>) =>
+      Object.fromEntries(
+        r.partitions.map((p) => [JSON.stringify(p.group_keys), [p.taxable_amount, p.taxes]]),
+      );
+    const forward = computeInvoice({ currency: 'EUR', lines }, UP);
+    const backward = computeInvoice({ currency: 'EUR', lines: [...lines].reverse() }, UP);
+    for (const r of [forward, backward]) {
+      assert.deepEqual(byKey(r), {
+        'S:20': [5832352135n, 1166470427n],
+        'S:9.975:compound': [4382527863n, 437157154n], // (3 652 106 553 + 730 421 310) × 9.975 % = 437 157 154.33
+        'AE:0:Reverse charge': [75790973n, 0n],
+      });
+      assert.equal(r.tax_exclusive_amount, 5832352135n);
+      assert.equal(r.tax_amount, 1603627581n);
+      assert.equal(r.total, 7435979716n);
+    }
+    assert.deepEqual(partitionsByKey(forward), partitionsByKey(backward));
+    assert.deepEqual(
+      forward.lines.map((l) => [l.net_amount, l.taxable_share, l.tax_shares]),
+      backward.lines.map((l) => [l.net_amount, l.taxable_share, l.tax_shares]).reverse(),
+    );
+  });
+
+  it('splits a tie between lines by amount, not by position', () => {
+    // Inclusive 20 %: gross 9 + 801 = 810 → net 675; exact line nets 7.5 and 667.5, a tie for
+    // the leftover cent, which goes to the larger line in either order.
+    const inc20 = { percentage: '20', category: 'S', inclusive: true };
+    const lines = [
+      { quantity: '3', unit_amount: 3, tax_rates: [inc20] },
+      { quantity: '3', unit_amount: 267, tax_rates: [inc20] },
+    ];
+    const forward = computeInvoice({ currency: 'EUR', lines }, UP);
+    const backward = computeInvoice({ currency: 'EUR', lines: [...lines].reverse() }, UP);
+    assert.deepEqual(
+      forward.lines.map((l) => l.net_amount),
+      [7n, 668n],
+    );
+    assert.deepEqual(
+      backward.lines.map((l) => l.net_amount),
+      [668n, 7n],
+    );
   });
 
   it('converts inclusive prices to net per group, rounded once, tax = gross − net', () => {
