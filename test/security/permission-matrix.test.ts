@@ -147,6 +147,21 @@ async function openInvoice(c: Cell) {
   return id;
 }
 
+const quote = async (c: Cell) =>
+  create(c.org, '/v1/quotes', {
+    customer: await customer(c),
+    currency: 'EUR',
+    lines: [{ description: 'Offer', quantity: '1', unit_amount: 900 }],
+  });
+async function sentQuote(c: Cell) {
+  const id = await quote(c);
+  const r = await send(owners[c.org] ?? null, { method: 'POST', url: `/v1/quotes/${id}/send` });
+  assert.ok(r.statusCode < 300, r.body);
+  return id;
+}
+const creditNote = async (c: Cell) =>
+  create(c.org, '/v1/credit_notes', { invoice: await openInvoice(c), amount: 100, reason: 'duplicate' });
+
 /** A member of the cell's org (other org for `other`). */
 const targetMember = (c: Cell, role: Role = 'viewer') => member(c.org, role);
 
@@ -571,6 +586,74 @@ const RULES: Record<string, Rule> = {
     build: async (c) => ({ method: 'POST', url: `/v1/invoices/${await openInvoice(c)}/mark_uncollectible` }),
   },
   'GET /v1/ledger/verify': get('/v1/ledger/verify'),
+  // quotes (record-level through their customer)
+  'POST /v1/quotes': {
+    scopes: CUSTOMER_LINKED.filter((s) => s !== 'other'),
+    linked: true,
+    ok: 200,
+    build: async (c) => ({
+      method: 'POST',
+      url: '/v1/quotes',
+      payload: {
+        customer: await customer(c),
+        currency: 'EUR',
+        lines: [{ description: 'Offer', quantity: '1', unit_amount: 900 }],
+      },
+    }),
+  },
+  'GET /v1/quotes': get('/v1/quotes'),
+  'GET /v1/quotes/:id': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'GET', url: `/v1/quotes/${await quote(c)}` }),
+  },
+  'PATCH /v1/quotes/:id': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({
+      method: 'PATCH',
+      url: `/v1/quotes/${await quote(c)}`,
+      payload: { memo: 'revised' },
+    }),
+  },
+  'POST /v1/quotes/:id/send': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'POST', url: `/v1/quotes/${await quote(c)}/send` }),
+  },
+  'POST /v1/quotes/:id/accept': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'POST', url: `/v1/quotes/${await sentQuote(c)}/accept` }),
+  },
+  'POST /v1/quotes/:id/decline': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'POST', url: `/v1/quotes/${await sentQuote(c)}/decline` }),
+  },
+  // credit notes (record-level through their invoice's customer)
+  'POST /v1/credit_notes': {
+    scopes: CUSTOMER_LINKED.filter((s) => s !== 'other'),
+    linked: true,
+    ok: 200,
+    build: async (c) => ({
+      method: 'POST',
+      url: '/v1/credit_notes',
+      payload: { invoice: await openInvoice(c), amount: 100, reason: 'duplicate' },
+    }),
+  },
+  'GET /v1/credit_notes': get('/v1/credit_notes'),
+  'GET /v1/credit_notes/:id': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'GET', url: `/v1/credit_notes/${await creditNote(c)}` }),
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
