@@ -18,7 +18,7 @@ import type { Ctx } from './context.js';
 import { type BillingDeps, customerResource } from './customers.js';
 import { amount, isoDay, orgPattern, takeSequence, totalsOf } from './invoices.js';
 import { postEntry } from './ledger.js';
-import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
+import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 
 export const CREDIT_REASONS = [
   'duplicate',
@@ -320,33 +320,12 @@ export async function listCreditNotes(
   ctx: Ctx,
   f: PageParams & { invoice?: string },
 ): Promise<ListPage<CreditNoteView>> {
-  const limit = pageLimit(f);
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'invoices:read');
     let q = tx.selectFrom('credit_notes').selectAll();
-    if (assignedOnly(ctx, 'invoices:read')) {
-      q = q.where('customer_id', 'in', (eb) =>
-        eb
-          .selectFrom('customers')
-          .select('id')
-          .where('owner_user_id', '=', ctx.actor.userId ?? ''),
-      );
-    }
+    if (assignedOnly(ctx, 'invoices:read')) q = ofAssignedCustomers(tx, q, ctx.actor.userId);
     if (f.invoice) q = q.where('invoice_id', '=', f.invoice);
-    if (f.starting_after) {
-      const cursor = await tx
-        .selectFrom('credit_notes')
-        .select(['created_at', 'id'])
-        .where('id', '=', f.starting_after)
-        .executeTakeFirst();
-      if (!cursor) throw badCursor();
-      q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(cursor.created_at, cursor.id)));
-    }
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute();
-    return { object: 'list', data: rows.slice(0, limit).map(view), has_more: rows.length > limit };
+    const page = await fetchPage(q, f);
+    return { object: 'list', data: page.rows.map(view), has_more: page.has_more };
   });
 }

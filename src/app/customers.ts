@@ -10,7 +10,7 @@ import { can, type ResourceRef } from '../domain/permissions.js';
 import { recordAudit } from './audit.js';
 import { assignedOnly, authorize } from './authz.js';
 import type { Ctx } from './context.js';
-import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
+import { fetchPage, type ListPage, type PageParams } from './pagination.js';
 import type { CipherScope, Clock, FieldCipher } from './ports.js';
 
 /** What the billing use cases need from the outside. */
@@ -288,7 +288,6 @@ export async function listCustomers(
   ctx: Ctx,
   f: CustomerFilter,
 ): Promise<ListPage<CustomerView>> {
-  const limit = pageLimit(f);
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'customers:read');
     let q = tx.selectFrom('customers').selectAll();
@@ -311,22 +310,9 @@ export async function listCustomers(
       const escaped = f.display_name_prefix.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
       q = q.where(sql<string>`lower(display_name)`, 'like', `${escaped}%`);
     }
-    if (f.starting_after) {
-      const cursor = await q
-        .clearSelect()
-        .select(['created_at', 'id'])
-        .where('id', '=', f.starting_after)
-        .executeTakeFirst();
-      if (!cursor) throw badCursor();
-      q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(cursor.created_at, cursor.id)));
-    }
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute();
+    const { rows, has_more } = await fetchPage(q, f);
     const data: CustomerView[] = [];
-    for (const row of rows.slice(0, limit)) data.push(await present(deps, tx, ctx, row));
+    for (const row of rows) data.push(await present(deps, tx, ctx, row));
     const unmasked = data.filter((c) => !c.pii_masked).map((c) => c.id);
     if (unmasked.length > 0) {
       await recordAudit(tx, {
@@ -338,7 +324,7 @@ export async function listCustomers(
         details: { customers: unmasked },
       });
     }
-    return { object: 'list', data, has_more: rows.length > limit };
+    return { object: 'list', data, has_more };
   });
 }
 

@@ -37,7 +37,7 @@ import {
   getCustomerForDocument,
 } from './customers.js';
 import { postEntry } from './ledger.js';
-import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
+import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type LineRow = Selectable<InvoiceLinesTable>;
@@ -941,38 +941,15 @@ export async function listInvoices(
   ctx: Ctx,
   f: InvoiceFilter,
 ): Promise<ListPage<InvoiceView>> {
-  const limit = pageLimit(f);
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'invoices:read');
-    let q = tx.selectFrom('invoices').selectAll('invoices');
-    if (assignedOnly(ctx, 'invoices:read')) {
-      // record-level scope: only invoices of customers assigned to this actor
-      q = q.where('customer_id', 'in', (eb) =>
-        eb
-          .selectFrom('customers')
-          .select('id')
-          .where('owner_user_id', '=', ctx.actor.userId ?? ''),
-      );
-    }
+    let q = tx.selectFrom('invoices').selectAll();
+    if (assignedOnly(ctx, 'invoices:read')) q = ofAssignedCustomers(tx, q, ctx.actor.userId);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.customer) q = q.where('customer_id', '=', f.customer);
     if (f.issued_from) q = q.where('issue_date', '>=', assertIsoDate(f.issued_from, 'issued_from'));
     if (f.issued_to) q = q.where('issue_date', '<=', assertIsoDate(f.issued_to, 'issued_to'));
-    if (f.starting_after) {
-      const cursor = await tx
-        .selectFrom('invoices')
-        .select(['created_at', 'id'])
-        .where('id', '=', f.starting_after)
-        .executeTakeFirst();
-      if (!cursor) throw badCursor();
-      q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(cursor.created_at, cursor.id)));
-    }
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute();
-    const page = rows.slice(0, limit);
+    const { rows: page, has_more } = await fetchPage(q, f);
     const ids = page.map((r) => r.id);
     const allLines = ids.length
       ? await tx.selectFrom('invoice_lines').selectAll().where('invoice_id', 'in', ids).execute()
@@ -989,6 +966,6 @@ export async function listInvoices(
           f.expand_customer,
         ),
       );
-    return { object: 'list', data, has_more: rows.length > limit };
+    return { object: 'list', data, has_more };
   });
 }

@@ -27,7 +27,7 @@ import {
   type StoredLine,
   takeSequence,
 } from './invoices.js';
-import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
+import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 
 export interface QuoteInput {
   customer: string;
@@ -311,34 +311,13 @@ export async function listQuotes(
   ctx: Ctx,
   f: PageParams & { status?: QuoteStatus; customer?: string },
 ): Promise<ListPage<QuoteView>> {
-  const limit = pageLimit(f);
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'quotes:read');
     let q = tx.selectFrom('quotes').selectAll();
-    if (assignedOnly(ctx, 'quotes:read')) {
-      q = q.where('customer_id', 'in', (eb) =>
-        eb
-          .selectFrom('customers')
-          .select('id')
-          .where('owner_user_id', '=', ctx.actor.userId ?? ''),
-      );
-    }
+    if (assignedOnly(ctx, 'quotes:read')) q = ofAssignedCustomers(tx, q, ctx.actor.userId);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.customer) q = q.where('customer_id', '=', f.customer);
-    if (f.starting_after) {
-      const cursor = await tx
-        .selectFrom('quotes')
-        .select(['created_at', 'id'])
-        .where('id', '=', f.starting_after)
-        .executeTakeFirst();
-      if (!cursor) throw badCursor();
-      q = q.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(cursor.created_at, cursor.id)));
-    }
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute();
-    return { object: 'list', data: rows.slice(0, limit).map(view), has_more: rows.length > limit };
+    const page = await fetchPage(q, f);
+    return { object: 'list', data: page.rows.map(view), has_more: page.has_more };
   });
 }
