@@ -434,3 +434,58 @@ export async function revokeOwnSession(deps: IdentityDeps, ctx: Ctx, sessionId: 
     });
   });
 }
+
+/** Signs the caller out everywhere else: every other session of theirs, in every org. */
+export async function revokeOtherSessions(deps: IdentityDeps, ctx: Ctx): Promise<number> {
+  const userId = requireUser(ctx);
+  return inPlatform(
+    deps.db,
+    async (tx) => {
+      const n = await revokeUserSessions(tx, userId, 'revoked_by_user', deps.clock.now(), {
+        exceptSessionId: ctx.actor.sessionId,
+      });
+      await recordAudit(tx, {
+        orgId: ctx.actor.orgId,
+        actor: ctx.actor,
+        action: 'session.revoked_others',
+        target: { type: 'user', id: userId },
+        outcome: 'success',
+        meta: ctx.meta,
+        details: { sessions_revoked: n },
+      });
+      return n;
+    },
+    ctx.actor.orgId,
+  );
+}
+
+/**
+ * Ends the session a browser presented when it signed in again (defence in depth against
+ * session fixation: a new sign-in never keeps an old token alive).
+ */
+export async function replacePresentedSession(
+  deps: IdentityDeps,
+  token: string | undefined,
+  meta: RequestMeta,
+) {
+  if (!token || token.length < 32 || token.length > 100) return;
+  await inPlatform(deps.db, async (tx) => {
+    const s = await tx
+      .updateTable('sessions')
+      .set({ revoked_at: deps.clock.now(), revoked_reason: 'replaced_by_login' })
+      .where('token_hash', '=', hashSecret(token))
+      .where('revoked_at', 'is', null)
+      .returning(['org_id', 'id', 'user_id'])
+      .executeTakeFirst();
+    if (!s) return;
+    await enterOrg(tx, s.org_id);
+    await recordAudit(tx, {
+      orgId: s.org_id,
+      actor: { kind: 'user', id: s.user_id, sessionId: s.id },
+      action: 'session.replaced',
+      target: { type: 'session', id: s.id },
+      outcome: 'success',
+      meta,
+    });
+  });
+}

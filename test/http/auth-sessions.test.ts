@@ -231,6 +231,47 @@ describe('sessions', () => {
     assert.equal(statuses.filter((s) => s === 401).length, 1);
   });
 
+  it('a new sign-in from a browser that still holds a session ends that old session', async () => {
+    const old = await session('viewer');
+    const u = a.users.viewer;
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/auth/login',
+      headers: { cookie: old.cookie },
+      payload: { email: u.email, password: u.password },
+    });
+    assert.equal(r.statusCode, 200);
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/v1/me', headers: { cookie: old.cookie } })).statusCode,
+      401,
+    );
+    const fresh = cookiesFrom(r.headers['set-cookie']);
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/v1/me', headers: { cookie: fresh.cookie } })).statusCode,
+      200,
+    );
+  });
+
+  it('revoke_others signs the caller out everywhere else', async () => {
+    const s1 = await session('sales_rep');
+    const s2 = await session('sales_rep');
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/sessions/revoke_others',
+      headers: { cookie: s1.cookie, 'x-csrf-token': s1.csrf },
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.ok(r.json().revoked >= 1);
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/v1/me', headers: { cookie: s2.cookie } })).statusCode,
+      401,
+    );
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/v1/me', headers: { cookie: s1.cookie } })).statusCode,
+      200,
+    );
+  });
+
   it('step-up rotates the token and the old one stops working', async () => {
     const u = a.users.accountant;
     const c = await session('accountant');

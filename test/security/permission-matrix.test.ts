@@ -431,6 +431,12 @@ const RULES: Record<string, Rule> = {
   },
   // sessions: own = another session of the caller; other = a session in the other org
   'GET /v1/sessions': { ...get('/v1/sessions'), userOnly: true },
+  'POST /v1/sessions/revoke_others': {
+    scopes: NONE,
+    ok: 200,
+    userOnly: true,
+    build: () => ({ method: 'POST', url: '/v1/sessions/revoke_others' }),
+  },
   'DELETE /v1/sessions/:id': {
     scopes: ID,
     ok: 200,

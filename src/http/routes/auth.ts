@@ -12,8 +12,8 @@ import {
 } from '../../app/auth.js';
 import type { RequestMeta } from '../../app/context.js';
 import { acceptInvitation } from '../../app/invitations.js';
-import { type IdentityDeps, logout } from '../../app/sessions.js';
-import { clearedCookies, setSessionCookies } from '../auth.js';
+import { type IdentityDeps, logout, replacePresentedSession } from '../../app/sessions.js';
+import { clearedCookies, readCookie, SESSION_COOKIE, setSessionCookies } from '../auth.js';
 import { requireCtx } from '../ctx.js';
 import type { App, FastifyReply, FastifyRequest } from '../route.js';
 
@@ -40,7 +40,13 @@ export function requestMeta(req: FastifyRequest): RequestMeta {
   return { requestId: req.id, ip: req.ip, userAgent: req.headers['user-agent'] ?? null };
 }
 
-function sessionReply(deps: IdentityDeps, reply: FastifyReply, r: Extract<LoginResult, { kind: 'session' }>) {
+async function sessionReply(
+  deps: IdentityDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  r: Extract<LoginResult, { kind: 'session' }>,
+) {
+  await replacePresentedSession(deps, readCookie(req.headers.cookie, SESSION_COOKIE), requestMeta(req));
   setSessionCookies(reply, r.session, deps.clock.now());
   return {
     mfa_required: false as const,
@@ -62,7 +68,7 @@ export function authRoutes(app: App, deps: IdentityDeps): void {
     async (req, reply) => {
       const r = await login(deps, req.body, requestMeta(req));
       if (r.kind === 'mfa') return { mfa_required: true, mfa_token: r.mfaToken, methods: r.methods };
-      return sessionReply(deps, reply, r);
+      return sessionReply(deps, req, reply, r);
     },
   );
 
@@ -84,7 +90,7 @@ export function authRoutes(app: App, deps: IdentityDeps): void {
         { mfaToken: req.body.mfa_token, code: req.body.code, recoveryCode: req.body.recovery_code },
         requestMeta(req),
       );
-      return sessionReply(deps, reply, r);
+      return sessionReply(deps, req, reply, r);
     },
   );
 
@@ -118,7 +124,7 @@ export function authRoutes(app: App, deps: IdentityDeps): void {
         },
         requestMeta(req),
       );
-      return sessionReply(deps, reply, r);
+      return sessionReply(deps, req, reply, r);
     },
   );
 

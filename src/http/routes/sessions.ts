@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { type IdentityDeps, listOwnSessions, revokeOwnSession } from '../../app/sessions.js';
+import {
+  type IdentityDeps,
+  listOwnSessions,
+  revokeOtherSessions,
+  revokeOwnSession,
+} from '../../app/sessions.js';
 import { requireCtx } from '../ctx.js';
 import type { App } from '../route.js';
 import { apiKeyRoutes } from './api-keys.js';
@@ -13,6 +18,10 @@ export function sessionRoutes(app: App, deps: IdentityDeps): void {
     object: 'list',
     data: await listOwnSessions(deps, requireCtx(req)),
     has_more: false,
+  }));
+
+  app.post('/v1/sessions/revoke_others', { config: { auth: { permission: 'org:read' } } }, async (req) => ({
+    revoked: await revokeOtherSessions(deps, requireCtx(req)),
   }));
 
   app.delete(
