@@ -13,6 +13,7 @@ import {
   kekContext,
   listDataKeys,
   listKeks,
+  lockDataKeys,
   retireDataKeys,
   rewrapDataKey,
   rewrapKek,
@@ -311,6 +312,8 @@ export async function reencrypt(deps: KeyAdminDeps, opts: ReencryptOptions = {})
 
     // 3. Destroy what nothing references any more.
     const outcome = await inScope(deps.db, scope, async (tx) => {
+      // Lock first (waits for writers still holding these keys), then look for references.
+      await lockDataKeys(tx, scope, retired);
       const stillUsed = await referencedKeys(tx, retired);
       const free = retired.filter((id) => !stillUsed.has(id));
       const n = await destroyDataKeys(tx, scope, free);

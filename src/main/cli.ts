@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { MigrationError } from '../adapters/db/index.js';
 import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
+import { registerBackupCommands } from '../cli/commands/backup.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerLedgerCommands } from '../cli/commands/ledger.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
@@ -19,6 +20,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerSystemCommands(program);
   registerKeyCommands(program);
+  registerBackupCommands(program);
   registerLedgerCommands(program);
   registerUserCommands(program);
   registerApiKeyCommands(program);

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { DecryptError } from '../../src/adapters/crypto/aead.js';
 import { orgContactsCrypto } from '../../src/adapters/crypto/encrypted-tables.js';
 import { normaliseForIndex, parseCiphertext } from '../../src/adapters/crypto/field-cipher.js';
-import { destroyDataKeys, KeyDestroyedError } from '../../src/adapters/crypto/key-store.js';
+import { destroyDataKeys, KeyDestroyedError, retireDataKeys } from '../../src/adapters/crypto/key-store.js';
 import { createOrg } from '../../src/app/orgs.js';
 import type { CipherScope } from '../../src/app/ports.js';
 import { newId } from '../../src/domain/ids.js';
@@ -247,6 +247,87 @@ describe('field encryption', () => {
     assert.equal(keks.rows[0]?.n, '1');
     assert.equal(dks.rows[0]?.n, '1');
     assert.equal(new Set(cts.map((x) => parseCiphertext(x)?.keyId)).size, 1);
+  });
+});
+
+describe('concurrency of key use', () => {
+  it('many writers reserving usage mid-transaction never deadlock (no retries allowed)', async () => {
+    const org = (await createOrg(t.db, { name: 'Writers', baseCurrency: 'EUR' })).id;
+    const c = testCipher({ reserveBlock: 3 }, kp);
+    await inOrg(t.db, org, (tx) =>
+      c.encrypt(tx, { orgId: org }, { table: 'org_contacts', column: 'name_enc', rowId: 'warm' }, 'warm'),
+    );
+    await Promise.all(
+      Array.from({ length: 8 }, (_, w) =>
+        inOrg(
+          t.db,
+          org,
+          async (tx) => {
+            for (let i = 0; i < 10; i++) {
+              await c.encrypt(
+                tx,
+                { orgId: org },
+                { table: 'org_contacts', column: 'name_enc', rowId: `w${w}i${i}` },
+                'x',
+              );
+              await new Promise((r) => setImmediate(r));
+            }
+          },
+          { attempts: 1 },
+        ),
+      ),
+    );
+    const usage = await sql<{
+      u: bigint;
+    }>`SELECT usage_count AS u FROM org_data_keys WHERE org_id = ${org} AND purpose = 'data'`.execute(t.db);
+    assert.ok(usage.rows[0]!.u >= 81n, `usage ${usage.rows[0]!.u} counts every encryption`);
+  });
+
+  it('retiring a key waits for a transaction still encrypting under it', async () => {
+    const org = (await createOrg(t.db, { name: 'Waits', baseCurrency: 'EUR' })).id;
+    // The key exists and is committed before the writer starts.
+    await inOrg(t.db, org, (tx) =>
+      cipher.encrypt(
+        tx,
+        { orgId: org },
+        { table: 'org_contacts', column: 'name_enc', rowId: 'warm' },
+        'warm',
+      ),
+    );
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let encrypted!: () => void;
+    const started = new Promise<void>((r) => {
+      encrypted = r;
+    });
+    const writer = inOrg(t.db, org, async (tx) => {
+      const id = newId('contact');
+      const cols = await orgContactsCrypto.seal(cipher, tx, { orgId: org }, id, { name: 'late writer' });
+      encrypted();
+      await gate;
+      await tx
+        .insertInto('org_contacts')
+        .values({ org_id: org, id, kind: 'billing', name_enc: cols.name_enc! })
+        .execute();
+    });
+    await started;
+    let retiredAt = 0;
+    const retire = inOrg(t.db, org, (tx) => retireDataKeys(tx, org, { purpose: 'data' })).then(() => {
+      retiredAt = Date.now();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(retiredAt, 0, 'retirement must wait for the open writer');
+    release();
+    await writer;
+    await retire;
+    assert.ok(retiredAt > 0);
+    // The writer's ciphertext is committed before the key is retired: a re-encryption sees it.
+    const n = await sql<{
+      n: string;
+    }>`SELECT count(*)::text AS n FROM org_contacts WHERE org_id = ${org}`.execute(t.db);
+    assert.equal(n.rows[0]?.n, '1');
   });
 });
 

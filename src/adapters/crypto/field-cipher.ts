@@ -205,7 +205,6 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
     set.add(id);
   }
 
-  /** The subject's active data key for this transaction, with one encryption's budget taken. */
   /** Reserves the next block on a cached key; false when it is no longer active, 'retired' when it hit the limit. */
   async function reserveBlock(
     tx: Tx,
@@ -220,7 +219,9 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
     }
     if (total > usageLimit) {
       // Retire it; the subject's next key is created on the next pass.
-      await retireDataKeys(tx, orgId, { ids: [entry.id] });
+      // No waiting here: other writers may hold the key; it stays decryptable, and
+      // destruction (after re-encryption) waits for them.
+      await retireDataKeys(tx, orgId, { ids: [entry.id] }, { waitForWriters: false });
       active.delete(ak);
       return 'retired';
     }
@@ -228,6 +229,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
     return true;
   }
 
+  /** The subject's active data key for this transaction, with one encryption's budget taken. */
   async function takeActiveKey(tx: Tx, scope: CipherScope): Promise<{ id: string; key: Buffer }> {
     const orgId = scope.orgId;
     const subject = subjectOf(orgId, scope.subject);
@@ -260,7 +262,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
           block,
         );
         if (row.usage_count > usageLimit) {
-          await retireDataKeys(tx, orgId, { ids: [row.id] });
+          await retireDataKeys(tx, orgId, { ids: [row.id] }, { waitForWriters: false });
           continue;
         }
         markChecked(tx, row.id);

@@ -190,7 +190,7 @@ export async function activeDataKey(
               AND subject_id = ${subject.id} AND status = 'active' RETURNING ${DK_COLUMNS}`.execute(tx)
         : await sql<DataKeyRow>`SELECT ${DK_COLUMNS} FROM ${t.dk}
             WHERE ${orgFilter(orgId)} AND purpose = ${purpose} AND subject_type = ${subject.type}
-              AND subject_id = ${subject.id} AND status = 'active' FOR SHARE`.execute(tx);
+              AND subject_id = ${subject.id} AND status = 'active' FOR KEY SHARE`.execute(tx);
     if (r.rows[0]) return { row: r.rows[0], created: r.rows[0].id === createdId };
     const kek = await activeKek(tx, kp, orgId);
     const kekKey = await unwrapKek(kek);
@@ -215,11 +215,11 @@ export async function activeDataKey(
   throw new Error('could not establish an active data key');
 }
 
-/** True (and share-locked) when the data key is still the active one. */
+/** True (and key-share-locked) when the data key is still the active one. */
 export async function lockIfActive(tx: Tx, orgId: string | null, id: string): Promise<boolean> {
   const t = tables(orgId);
   const r = await sql<{ status: KeyStatus }>`SELECT status FROM ${t.dk}
-    WHERE ${orgFilter(orgId)} AND id = ${id} FOR SHARE`.execute(tx);
+    WHERE ${orgFilter(orgId)} AND id = ${id} FOR KEY SHARE`.execute(tx);
   return r.rows[0]?.status === 'active';
 }
 
@@ -241,10 +241,16 @@ export async function retireDataKeys(
   tx: Tx,
   orgId: string | null,
   filter: { ids?: string[]; purpose?: KeyPurpose },
+  opts: { waitForWriters?: boolean } = { waitForWriters: true },
 ): Promise<number> {
   const t = tables(orgId);
   const ids = filter.ids ? sql`AND id = ANY(${filter.ids})` : sql``;
   const purpose = filter.purpose ? sql`AND purpose = ${filter.purpose}` : sql``;
+  // FOR UPDATE waits for every transaction still encrypting under these keys (they hold
+  // FOR KEY SHARE), so their ciphertexts are committed, and visible, before retirement.
+  if (opts.waitForWriters !== false)
+    await sql`SELECT id FROM ${t.dk} WHERE ${orgFilter(orgId)} AND status = 'active' ${ids} ${purpose}
+      ORDER BY id FOR UPDATE`.execute(tx);
   const r = await sql`UPDATE ${t.dk} SET status = 'decrypt_only', retired_at = now()
     WHERE ${orgFilter(orgId)} AND status = 'active' ${ids} ${purpose}`.execute(tx);
   return Number(r.numAffectedRows ?? 0n);
@@ -281,9 +287,19 @@ export async function rewrapDataKey(
     WHERE ${orgFilter(orgId)} AND id = ${id} AND status <> 'destroyed'`.execute(tx);
 }
 
+/** Locks data keys against concurrent use (waits for transactions still encrypting under them). */
+export async function lockDataKeys(tx: Tx, orgId: string | null, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  const t = tables(orgId);
+  await sql`SELECT id FROM ${t.dk} WHERE ${orgFilter(orgId)} AND id = ANY(${ids}) ORDER BY id FOR UPDATE`.execute(
+    tx,
+  );
+}
+
 /** Destroys data keys: the wrapped bytes are erased, the row stays for the record. */
 export async function destroyDataKeys(tx: Tx, orgId: string | null, ids: string[]): Promise<number> {
   if (ids.length === 0) return 0;
+  await lockDataKeys(tx, orgId, ids);
   const t = tables(orgId);
   const r = await sql`UPDATE ${t.dk} SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now()
     WHERE ${orgFilter(orgId)} AND id = ANY(${ids}) AND status <> 'destroyed'`.execute(tx);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { loadKeyProvider } from '../../adapters/crypto/key-provider.js';
 import { migrationStatus } from '../../adapters/db/index.js';
 import { createLogger } from '../../adapters/log/logger.js';
 import { createOrg, listOrgsAsOperator } from '../../app/orgs.js';
@@ -7,6 +8,7 @@ import { loadConfig } from '../../config/config.js';
 import { openRuntime } from '../../main/runtime.js';
 import { checkTransport, createIdentityDeps, isLoopback, startServer } from '../../main/server.js';
 import { CliError, makeOut } from '../output.js';
+import { keyDatabaseProblems, masterKeyProblems } from './keys.js';
 import { readNewPassword } from './users.js';
 
 interface GlobalOpts {
@@ -108,6 +110,7 @@ export function registerSystemCommands(program: Command): void {
           role: 'owner',
           orgId: org.id,
         });
+        await loadKeyProvider(rt.config); // creates the master key file (0600) on a new install
         out.result(
           { org, owner: { id: owner.id, email: opts.ownerEmail.trim().toLowerCase() } },
           `created org ${org.id} (${org.name}, ${org.base_currency}) and its owner ${owner.id}`,
@@ -128,6 +131,9 @@ export function registerSystemCommands(program: Command): void {
       if (!config.tls && !config.behindTlsProxy && !isLoopback(config.host)) {
         problems.push(`TLS is off on the public address ${config.host}`);
       }
+      const masterKey = await masterKeyProblems(config);
+      problems.push(...masterKey.problems);
+      notes.push(...masterKey.notes);
       try {
         const rt = await openRuntime(config, { migrate: false });
         try {
@@ -135,6 +141,11 @@ export function registerSystemCommands(program: Command): void {
           const status = await migrationStatus(rt.database.pool);
           if (status.pending.length > 0)
             problems.push(`schema is outdated: ${status.pending.length} migration(s) pending`);
+          else {
+            const keys = await keyDatabaseProblems(config, rt.database.db, new Date());
+            problems.push(...keys.problems);
+            notes.push(...keys.notes);
+          }
         } finally {
           await rt.close();
         }
