@@ -271,10 +271,16 @@ export async function reencrypt(deps: KeyAdminDeps, opts: ReencryptOptions = {})
     keptKeys: [],
   };
   for (const scope of await scopes(deps, opts.orgId)) {
-    // 1. Start a pass, unless one is pending (retired data keys still exist): then resume it.
+    // 1. Start a pass, unless one is pending (registered values still sit under retired keys):
+    //    then resume it. Retired keys kept alive only by unregistered columns do not count.
     const retired = await inScope(deps.db, scope, async (tx) => {
-      const pending = await listDataKeys(tx, scope, { status: 'decrypt_only', purpose: 'data' });
-      if (pending.length > 0) return pending.map((k) => k.id);
+      const pending = (await listDataKeys(tx, scope, { status: 'decrypt_only', purpose: 'data' })).map(
+        (k) => k.id,
+      );
+      let movable = 0;
+      for (const t of tablesFor(deps, scope))
+        for (const c of t.columns) movable += await countUnder(tx, t, c.column, pending);
+      if (movable > 0) return pending;
       const n = await retireDataKeys(tx, scope, { purpose: 'data' });
       if (n > 0) await audit(tx, deps, scope, 'key.data_keys_retired', { count: n });
       result.retiredKeys += n;

@@ -274,5 +274,11 @@ describe('rotation round trip', () => {
     );
     assert.equal(plain, 'keep me');
     await checkAllDecrypt('after the partial pass in org B');
+    // A kept key does not block the next rotation: the next run starts a new pass.
+    const next = await reencrypt(deps, { orgId: orgB });
+    assert.ok(next.retiredKeys >= 1, 'a new pass retired the current keys');
+    assert.equal(next.reencrypted, 10);
+    assert.deepEqual(next.keptKeys, [parseCiphertext(ct)!.keyId]);
+    await checkAllDecrypt('after the second pass in org B');
   });
 });
