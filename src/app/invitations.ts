@@ -160,3 +160,60 @@ export async function acceptInvitation(
     return { user: userId, org: inv.row.org_id, role };
   });
 }
+
+/** Open invitations of the caller's org (never their tokens). */
+export async function listInvitations(deps: IdentityDeps, ctx: Ctx): Promise<InvitationView[]> {
+  const now = deps.clock.now();
+  return inPlatform(
+    deps.db,
+    async (tx) => {
+      await authorize(tx, ctx, 'users:read');
+      const rows = await tx
+        .selectFrom('invitations')
+        .select(['id', 'email', 'role', 'expires_at'])
+        .where('org_id', '=', ctx.actor.orgId)
+        .where('accepted_at', 'is', null)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .orderBy('created_at', 'desc')
+        .limit(200)
+        .execute();
+      return rows.map((r) => ({
+        id: r.id,
+        object: 'invitation' as const,
+        email: r.email,
+        role: isRole(r.role) ? r.role : 'viewer',
+        expires_at: r.expires_at.toISOString(),
+      }));
+    },
+    ctx.actor.orgId,
+  );
+}
+
+/** Withdraws an invitation before it is accepted. */
+export async function revokeInvitation(deps: IdentityDeps, ctx: Ctx, id: string): Promise<void> {
+  await inPlatform(
+    deps.db,
+    async (tx) => {
+      await authorize(tx, ctx, 'users:manage');
+      const r = await tx
+        .updateTable('invitations')
+        .set({ revoked_at: deps.clock.now() })
+        .where('org_id', '=', ctx.actor.orgId)
+        .where('id', '=', id)
+        .where('accepted_at', 'is', null)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) throw new DomainError('not_found', 'No such invitation.');
+      await recordAudit(tx, {
+        orgId: ctx.actor.orgId,
+        actor: ctx.actor,
+        action: 'invitation.revoked',
+        target: { type: 'invitation', id },
+        outcome: 'success',
+        meta: ctx.meta,
+      });
+    },
+    ctx.actor.orgId,
+  );
+}

@@ -489,3 +489,56 @@ export async function replacePresentedSession(
     });
   });
 }
+
+/**
+ * Moves the caller to another org they belong to: a new session there (a privilege change,
+ * so a new token), this one ends. The second-factor state carries over; freshness does not.
+ */
+export async function switchOrg(deps: IdentityDeps, ctx: Ctx, orgId: string): Promise<IssuedSession> {
+  const userId = requireUser(ctx);
+  const sessionId = ctx.actor.sessionId;
+  if (!sessionId) throw new DomainError('forbidden', 'Only a signed-in user can switch orgs.');
+  const now = deps.clock.now();
+  return inPlatform(deps.db, async (tx) => {
+    const member = await tx
+      .selectFrom('memberships')
+      .select('org_id')
+      .where('org_id', '=', orgId)
+      .where('user_id', '=', userId)
+      .where('disabled_at', 'is', null)
+      .executeTakeFirst();
+    if (!member) throw new DomainError('not_found', 'No such org.', 'org');
+    const old = await tx
+      .selectFrom('sessions')
+      .select(['mfa', 'restricted'])
+      .where('org_id', '=', ctx.actor.orgId)
+      .where('id', '=', sessionId)
+      .executeTakeFirstOrThrow();
+    await tx
+      .updateTable('sessions')
+      .set({ revoked_at: now, revoked_reason: 'switched_org' })
+      .where('org_id', '=', ctx.actor.orgId)
+      .where('id', '=', sessionId)
+      .execute();
+    await enterOrg(tx, orgId);
+    const restricted = old.restricted || (!old.mfa && (await orgRequiresMfa(tx, orgId)));
+    const session = await issueSession(tx, deps, { userId, orgId, mfa: old.mfa, restricted, meta: ctx.meta });
+    // step-up freshness is not carried into the other org
+    await tx
+      .updateTable('sessions')
+      .set({ authenticated_at: new Date(now.getTime() - 3600_000) })
+      .where('org_id', '=', orgId)
+      .where('id', '=', session.id)
+      .execute();
+    await recordAudit(tx, {
+      orgId,
+      actor: { kind: 'user', id: userId, sessionId: session.id },
+      action: 'session.switched_org',
+      target: { type: 'session', id: session.id },
+      outcome: 'success',
+      meta: ctx.meta,
+      details: { from_org: ctx.actor.orgId, from_session: sessionId },
+    });
+    return session;
+  });
+}

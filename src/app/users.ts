@@ -358,7 +358,18 @@ export async function disableUserAsOperator(deps: IdentityDeps, emailInput: stri
       .execute();
     const sessions = await revokeUserSessions(tx, u.id, 'disabled', now);
     const keys = await revokeKeysOf(tx, u.id, now);
-    for (const orgId of await userOrgs(tx, u.id)) {
+    const orgs = await userOrgs(tx, u.id);
+    if (orgs.length === 0) {
+      await recordAudit(tx, {
+        orgId: null,
+        actor: { kind: 'system', id: 'system' },
+        action: 'user.disabled',
+        target: { type: 'user', id: u.id },
+        outcome: 'success',
+        meta,
+      });
+    }
+    for (const orgId of orgs) {
       await enterOrg(tx, orgId);
       await recordAudit(tx, {
         orgId,

@@ -156,6 +156,42 @@ describe('invitations', () => {
   });
 });
 
+describe('invitation list and revocation, org switching', () => {
+  it('lists open invitations without tokens; a revoked invitation cannot be accepted', async () => {
+    const admin = await session(a, 'admin');
+    const inv = await call(admin, 'POST', '/v1/users', { email: 'withdrawn@example.test', role: 'viewer' });
+    const list = await call(admin, 'GET', '/v1/invitations');
+    assert.equal(list.statusCode, 200);
+    assert.ok(list.json().data.some((i: { id: string }) => i.id === inv.json().id));
+    assert.ok(!list.body.includes(inv.json().token));
+    const del = await call(admin, 'DELETE', `/v1/invitations/${inv.json().id}`);
+    assert.equal(del.statusCode, 200);
+    const accept = await app.inject({
+      method: 'POST',
+      url: '/v1/auth/invitations/accept',
+      payload: { token: inv.json().token, password: 'too late for this one' },
+    });
+    assert.equal(accept.statusCode, 422);
+    const adminB = await session(b, 'admin');
+    assert.equal((await call(adminB, 'DELETE', `/v1/invitations/${inv.json().id}`)).statusCode, 404);
+  });
+
+  it('a member of two orgs switches orgs with a new token; not into an org they do not belong to', async () => {
+    const u = b.users.viewer; // joined org A as auditor in an earlier test
+    const c = await loginAs(u.email, u.password, b.orgId);
+    const bad = await call(c, 'POST', '/v1/sessions/switch_org', {
+      org: 'org_00000000000000000000000000000000',
+    });
+    assert.equal(bad.statusCode, 404);
+    const r = await call(c, 'POST', '/v1/sessions/switch_org', { org: a.orgId });
+    assert.equal(r.statusCode, 200, r.body);
+    const n = cookiesFrom(r.headers['set-cookie']);
+    assert.equal((await call(c, 'GET', '/v1/me')).statusCode, 401, 'the old token ends');
+    const me = (await call(n, 'GET', '/v1/me')).json();
+    assert.deepEqual([me.org.id, me.role], [a.orgId, 'auditor']);
+  });
+});
+
 describe('members and roles', () => {
   it('lists only the own org; another org’s user is 404', async () => {
     const admin = await session(a, 'admin');

@@ -356,6 +356,36 @@ const RULES: Record<string, Rule> = {
       payload: { email: `invitee${++seq}@matrix.test`, role: 'viewer' },
     }),
   },
+  'GET /v1/invitations': get('/v1/invitations'),
+  'DELETE /v1/invitations/:id': {
+    scopes: ID,
+    ok: 200,
+    async build(c) {
+      const id = newId('invitation');
+      const now = deps.clock.now();
+      await inPlatform(
+        deps.db,
+        (tx) =>
+          tx
+            .insertInto('invitations')
+            .values({
+              org_id: c.org,
+              id,
+              email: `invited${++seq}@matrix.test`,
+              role: 'viewer',
+              token_hash: `matrix-${id}`,
+              invited_by: null,
+              created_at: now,
+              expires_at: new Date(now.getTime() + 3600_000),
+              accepted_at: null,
+              revoked_at: null,
+            })
+            .execute(),
+        c.org,
+      );
+      return { method: 'DELETE', url: `/v1/invitations/${id}` };
+    },
+  },
   'GET /v1/users/:id': {
     scopes: ID,
     ok: 200,
@@ -431,6 +461,22 @@ const RULES: Record<string, Rule> = {
   },
   // sessions: own = another session of the caller; other = a session in the other org
   'GET /v1/sessions': { ...get('/v1/sessions'), userOnly: true },
+  'POST /v1/sessions/switch_org': {
+    scopes: ID,
+    ok: 200,
+    userOnly: true,
+    async build(c) {
+      // own: an org the caller also belongs to; other: an org they do not belong to
+      if (c.scope === 'own') {
+        await inPlatform(
+          deps.db,
+          (tx) => insertMembership(tx, orgB, c.me.userId, 'viewer', deps.clock.now()),
+          orgB,
+        );
+      }
+      return { method: 'POST', url: '/v1/sessions/switch_org', payload: { org: orgB } };
+    },
+  },
   'POST /v1/sessions/revoke_others': {
     scopes: NONE,
     ok: 200,

@@ -4,7 +4,9 @@ import {
   listOwnSessions,
   revokeOtherSessions,
   revokeOwnSession,
+  switchOrg,
 } from '../../app/sessions.js';
+import { setSessionCookies } from '../auth.js';
 import { requireCtx } from '../ctx.js';
 import type { App } from '../route.js';
 import { apiKeyRoutes } from './api-keys.js';
@@ -19,6 +21,23 @@ export function sessionRoutes(app: App, deps: IdentityDeps): void {
     data: await listOwnSessions(deps, requireCtx(req)),
     has_more: false,
   }));
+
+  app.post(
+    '/v1/sessions/switch_org',
+    {
+      config: { auth: { permission: 'org:read' } },
+      schema: { body: z.object({ org: z.string().regex(/^org_[0-9a-z]{32}$/, 'an org id') }) },
+    },
+    async (req, reply) => {
+      const s = await switchOrg(deps, requireCtx(req), req.body.org);
+      setSessionCookies(reply, s, deps.clock.now());
+      return {
+        org: req.body.org,
+        expires_at: s.expiresAt.toISOString(),
+        mfa_enrolment_required: s.restricted,
+      };
+    },
+  );
 
   app.post('/v1/sessions/revoke_others', { config: { auth: { permission: 'org:read' } } }, async (req) => ({
     revoked: await revokeOtherSessions(deps, requireCtx(req)),

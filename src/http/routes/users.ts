@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { grantBreakGlass, listBreakGlass, revokeBreakGlass } from '../../app/break-glass.js';
-import { inviteUser } from '../../app/invitations.js';
+import { inviteUser, listInvitations, revokeInvitation } from '../../app/invitations.js';
 import type { IdentityDeps } from '../../app/sessions.js';
 import { getMember, listMembers, unlockMember, updateMember } from '../../app/users.js';
 import { ROLES } from '../../domain/permissions.js';
@@ -26,6 +26,24 @@ export function userRoutes(app: App, deps: IdentityDeps): void {
       schema: { body: z.object({ email: z.string().min(3).max(254), role: Role }) },
     },
     async (req, reply) => reply.code(201).send(await inviteUser(deps, requireCtx(req), req.body)),
+  );
+
+  app.get('/v1/invitations', { config: { auth: { permission: 'users:read' } } }, async (req) => ({
+    object: 'list',
+    data: await listInvitations(deps, requireCtx(req)),
+    has_more: false,
+  }));
+
+  app.delete(
+    '/v1/invitations/:id',
+    {
+      config: { auth: { permission: 'users:manage' } },
+      schema: { params: z.object({ id: z.string().regex(/^ivt_[0-9a-z]{32}$/, 'an invitation id') }) },
+    },
+    async (req) => {
+      await revokeInvitation(deps, requireCtx(req), req.params.id);
+      return { revoked: true };
+    },
   );
 
   app.get(
