@@ -222,6 +222,28 @@ describe('migrations', () => {
     await assert.rejects(migrationStatus(t.pool, dir), /checksum mismatch/);
   });
 
+  it('allow gaps in numbering but refuse a new migration numbered below an applied one', async () => {
+    const fresh = await createTestDatabase({ migrate: false });
+    try {
+      const dir = mkdtempSync(path.join(tmpdir(), 'bv-mig-'));
+      copyFileSync(
+        path.join(MIGRATIONS_DIR_FOR_TESTS, '0001_foundation.sql'),
+        path.join(dir, '0001_foundation.sql'),
+      );
+      writeFileSync(path.join(dir, '0005_later.sql'), 'CREATE TABLE mig_later (id int);');
+      assert.deepEqual(await migrate(fresh.pool, dir), ['0001_foundation.sql', '0005_later.sql']);
+      writeFileSync(path.join(dir, '0003_late.sql'), 'CREATE TABLE mig_late (id int);');
+      await assert.rejects(
+        migrate(fresh.pool, dir),
+        /0003_late\.sql is numbered below migrations already applied/,
+      );
+      writeFileSync(path.join(dir, '0005_twin.sql'), 'SELECT 1;');
+      await assert.rejects(migrate(fresh.pool, dir), /share a number/);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it('apply in order, each in one transaction, and run concurrently without harm', async () => {
     const fresh = await createTestDatabase({ migrate: false });
     try {

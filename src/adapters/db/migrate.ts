@@ -21,7 +21,7 @@ const FILE_PATTERN = /^(\d{4})_[a-z0-9_]+\.sql$/;
 // Any constant works; it only has to be the same for every Billvault process.
 const MIGRATION_LOCK = 7_193_022_411;
 
-/** Reads the numbered migration files in order, refusing gaps and duplicates. */
+/** Reads the numbered migration files in order, refusing duplicate numbers. */
 export function readMigrations(dir = MIGRATIONS_DIR): MigrationFile[] {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.sql'))
@@ -31,8 +31,9 @@ export function readMigrations(dir = MIGRATIONS_DIR): MigrationFile[] {
     const m = FILE_PATTERN.exec(name);
     if (!m) throw new MigrationError(`migration file ${name} is not named NNNN_description.sql`);
     const version = Number(m[1]);
-    if (version !== out.length + 1)
-      throw new MigrationError(`migration ${name}: expected number ${out.length + 1}`);
+    const prev = out.at(-1);
+    if (prev && version === prev.version)
+      throw new MigrationError(`migrations ${prev.name} and ${name} share a number`);
     const sql = readFileSync(path.join(dir, name), 'utf8');
     out.push({ version, name, sql, checksum: createHash('sha256').update(sql).digest('hex') });
   }
@@ -55,8 +56,9 @@ async function applied(client: pg.PoolClient): Promise<AppliedRow[]> {
 }
 
 function checkApplied(files: MigrationFile[], rows: AppliedRow[]): void {
+  const byVersion = new Map(files.map((f) => [f.version, f]));
   for (const row of rows) {
-    const file = files[row.version - 1];
+    const file = byVersion.get(row.version);
     if (!file) {
       throw new MigrationError(
         `the database has migration ${row.name}, which this Billvault does not know: the schema is newer than the code`,
@@ -68,6 +70,18 @@ function checkApplied(files: MigrationFile[], rows: AppliedRow[]): void {
       );
     }
   }
+  // A new migration numbered below one already applied would run out of order: refuse it.
+  const highest = rows.reduce((max, r) => Math.max(max, r.version), 0);
+  const late = files.find((f) => f.version < highest && !rows.some((r) => r.version === f.version));
+  if (late) {
+    throw new MigrationError(
+      `migration ${late.name} is numbered below migrations already applied; renumber it after ${highest}`,
+    );
+  }
+}
+
+function pendingOf(files: MigrationFile[], rows: AppliedRow[]): MigrationFile[] {
+  return files.filter((f) => !rows.some((r) => r.version === f.version));
 }
 
 export interface MigrationStatus {
@@ -82,7 +96,7 @@ export async function migrationStatus(pool: pg.Pool, dir = MIGRATIONS_DIR): Prom
   try {
     const rows = await applied(client);
     checkApplied(files, rows);
-    return { applied: rows.length, pending: files.slice(rows.length).map((f) => f.name) };
+    return { applied: rows.length, pending: pendingOf(files, rows).map((f) => f.name) };
   } finally {
     client.release();
   }
