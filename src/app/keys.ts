@@ -14,6 +14,7 @@ import {
   listDataKeys,
   listKeks,
   lockDataKeys,
+  lockKek,
   retireDataKeys,
   rewrapDataKey,
   rewrapKek,
@@ -196,6 +197,7 @@ export async function destroyUnusedKeks(deps: KeyAdminDeps, scope: Scope): Promi
     const destroyed: number[] = [];
     for (const kek of await listKeks(tx, scope)) {
       if (kek.status !== 'decrypt_only') continue;
+      await lockKek(tx, scope, kek.version);
       if ((await countDataKeysUnderKek(tx, scope, kek.version)) > 0) continue;
       await setKekStatus(tx, scope, kek.version, 'destroyed');
       destroyed.push(kek.version);

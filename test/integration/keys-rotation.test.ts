@@ -282,3 +282,47 @@ describe('rotation round trip', () => {
     await checkAllDecrypt('after the second pass in org B');
   });
 });
+
+describe('rotation racing a first write', () => {
+  it('a KEK is not destroyed under a transaction that is wrapping a new data key with it', async () => {
+    const org = (await createOrg(t.db, { name: 'Race', baseCurrency: 'EUR' })).id;
+    const f = (rowId: string) => ({ table: 'org_contacts', column: 'name_enc', rowId });
+    await inOrg(t.db, org, (tx) => deps.cipher.encrypt(tx, { orgId: org }, f('warm'), 'warm'));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let wrapped!: () => void;
+    const started = new Promise<void>((r) => {
+      wrapped = r;
+    });
+    const scope = { orgId: org, subject: { type: 'customer' as const, id: 'cus_new' } };
+    let ct = '';
+    const writer = inOrg(t.db, org, async (tx) => {
+      ct = await deps.cipher.encrypt(tx, scope, f('cus_new'), 'first write');
+      wrapped();
+      await gate;
+    });
+    await started;
+    const state: { rotated?: Awaited<ReturnType<typeof rotateKek>> } = {};
+    const rotation = rotateKek(deps, org).then((r) => {
+      state.rotated = r;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const finished = () => state.rotated !== undefined;
+    assert.equal(finished(), false, 'the rotation waits for the open writer before destroying');
+    release();
+    await writer;
+    await rotation;
+    assert.deepEqual(state.rotated?.destroyedVersions, [], 'v1 still wraps the new key, so it is kept');
+    const fresh = createFieldCipher(kp);
+    assert.equal(await inOrg(t.db, org, (tx) => fresh.decrypt(tx, scope, f('cus_new'), ct)), 'first write');
+    // The next rotation re-wraps it and can destroy both old versions.
+    const again = await rotateKek(deps, org);
+    assert.deepEqual(again.destroyedVersions, [1, 2]);
+    assert.equal(
+      await inOrg(t.db, org, (tx) => createFieldCipher(kp).decrypt(tx, scope, f('cus_new'), ct)),
+      'first write',
+    );
+  });
+});

@@ -6,6 +6,7 @@ import { DecryptError, open, seal } from './aead.js';
 import type { KeyProvider } from './key-provider.js';
 import {
   activeDataKey,
+  type DataKeyRow,
   getDataKey,
   getKek,
   type KekRow,
@@ -138,9 +139,10 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
   const block = opts.reserveBlock ?? 4096;
   const ttl = opts.cacheTtlMs ?? 60_000;
   const now = opts.now ?? (() => performance.now());
-  const keys = new Lru<CachedKey>(opts.cacheSize ?? 10_000);
+  const keys = new Lru<CachedKey>(opts.cacheSize ?? 50_000);
+  const kekByVersion = new Lru<CachedKey>(1000);
   const keks = new Lru<CachedKey>(1000);
-  const active = new Lru<ActiveKey>(opts.cacheSize ?? 10_000);
+  const active = new Lru<ActiveKey>(opts.cacheSize ?? 50_000);
   const checked = new WeakMap<Tx, Set<string>>();
   const txOrgs = new WeakMap<Tx, string>();
 
@@ -178,19 +180,30 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
     return key;
   }
 
-  async function dataKeyById(tx: Tx, orgId: string | null, id: string): Promise<Buffer> {
+  /** A KEK version's material: versions never change, so one lookup serves every data key under it. */
+  async function kekForVersion(tx: Tx, orgId: string | null, version: number): Promise<Buffer> {
+    const ck = `${orgKey(orgId)}|v${version}`;
+    const hit = kekByVersion.get(ck);
+    if (hit && hit.expires > now()) return hit.key;
+    const kekRow = await getKek(tx, orgId, version);
+    if (!kekRow) throw new DecryptError();
+    const key = await unwrapKek(tx, orgId, kekRow);
+    kekByVersion.set(ck, { key, expires: now() + ttl });
+    return key;
+  }
+
+  /** A data key's material: from the cache, else from its row (read here unless the caller has it). */
+  async function dataKeyById(tx: Tx, orgId: string | null, id: string, known?: DataKeyRow): Promise<Buffer> {
     const ck = `${orgKey(orgId)}|${id}`;
     const hit = keys.get(ck);
     if (hit && hit.expires > now()) return hit.key;
-    const row = await getDataKey(tx, orgId, id);
+    const row = known ?? (await getDataKey(tx, orgId, id));
     if (!row) throw new DecryptError();
     if (row.status === 'destroyed' || !row.wrapped_key) {
       keys.delete(ck);
       throw new KeyDestroyedError();
     }
-    const kekRow = await getKek(tx, orgId, row.kek_version);
-    if (!kekRow) throw new DecryptError();
-    const key = unwrapDataKey(await unwrapKek(tx, orgId, kekRow), orgId, row);
+    const key = unwrapDataKey(await kekForVersion(tx, orgId, row.kek_version), orgId, row);
     counters.unwraps++;
     keys.set(ck, { key, expires: now() + ttl });
     return key;
@@ -252,7 +265,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
       }
       if (!entry) {
         // Found or created, the key comes back locked with one block reserved for us.
-        const { row } = await activeDataKey(
+        const { row, material } = await activeDataKey(
           tx,
           keyProvider,
           orgId,
@@ -261,6 +274,8 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
           (k) => unwrapKek(tx, orgId, k),
           block,
         );
+        if (material) keys.set(`${orgKey(orgId)}|${row.id}`, { key: material, expires: now() + ttl });
+        else await dataKeyById(tx, orgId, row.id, row);
         if (row.usage_count > usageLimit) {
           await retireDataKeys(tx, orgId, { ids: [row.id] }, { waitForWriters: false });
           continue;
@@ -313,7 +328,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
           (k) => unwrapKek(tx, orgId, k),
           0,
         );
-        const root = await dataKeyById(tx, orgId, row.id);
+        const root = await dataKeyById(tx, orgId, row.id, row);
         const derived = Buffer.from(
           hkdfSync(
             'sha256',
@@ -335,6 +350,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
 
     forget() {
       keys.clear();
+      kekByVersion.clear();
       keks.clear();
       active.clear();
     },

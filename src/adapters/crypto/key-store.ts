@@ -143,8 +143,9 @@ export async function insertKek(
 export async function activeKek(tx: Tx, kp: KeyProvider, orgId: string | null): Promise<KekRow> {
   const t = tables(orgId);
   for (let attempt = 0; attempt < 3; attempt++) {
+    // KEY SHARE: a KEK destruction (FOR UPDATE) waits until a data key wrapped under it here is committed and counted.
     const r = await sql<KekRow>`SELECT ${KEK_COLUMNS} FROM ${t.kek}
-      WHERE ${orgFilter(orgId)} AND status = 'active'`.execute(tx);
+      WHERE ${orgFilter(orgId)} AND status = 'active' FOR KEY SHARE`.execute(tx);
     if (r.rows[0]) return r.rows[0];
     const max = await sql<{
       v: number | null;
@@ -175,9 +176,8 @@ export async function activeDataKey(
   subject: KeySubject,
   unwrapKek: (row: KekRow) => Promise<Buffer>,
   initialUsage: number,
-): Promise<{ row: DataKeyRow; created: boolean }> {
+): Promise<{ row: DataKeyRow; created: boolean; material?: Buffer }> {
   const t = tables(orgId);
-  let createdId: string | undefined;
   const usage = BigInt(purpose === 'data' ? initialUsage : 0);
   for (let attempt = 0; attempt < 3; attempt++) {
     // With a reservation to make, take it right away: the UPDATE both checks that the key is
@@ -191,13 +191,12 @@ export async function activeDataKey(
         : await sql<DataKeyRow>`SELECT ${DK_COLUMNS} FROM ${t.dk}
             WHERE ${orgFilter(orgId)} AND purpose = ${purpose} AND subject_type = ${subject.type}
               AND subject_id = ${subject.id} AND status = 'active' FOR KEY SHARE`.execute(tx);
-    if (r.rows[0]) return { row: r.rows[0], created: r.rows[0].id === createdId };
+    if (r.rows[0]) return { row: r.rows[0], created: false };
     const kek = await activeKek(tx, kp, orgId);
     const kekKey = await unwrapKek(kek);
     const row = { id: newId('data_key'), purpose, subject_type: subject.type, subject_id: subject.id };
     const material = randomBytes(KEY_BYTES);
     const wrapped = wrapDataKey(kekKey, orgId, row, material);
-    material.fill(0);
     let inserted: { numAffectedRows?: bigint };
     if (orgId === null) {
       inserted =
@@ -210,7 +209,19 @@ export async function activeDataKey(
         VALUES (${orgId}, ${row.id}, ${purpose}, ${subject.type}, ${subject.id}, ${kek.version}, 'active', ${wrapped}, ${usage})
         ON CONFLICT DO NOTHING`.execute(tx);
     }
-    if ((inserted.numAffectedRows ?? 0n) > 0n) createdId = row.id;
+    if ((inserted.numAffectedRows ?? 0n) > 0n) {
+      // Ours: hand back the key material so the caller need not read and unwrap it again.
+      const created: DataKeyRow = {
+        ...row,
+        kek_version: kek.version,
+        status: 'active',
+        wrapped_key: wrapped,
+        usage_count: usage,
+        created_at: new Date(),
+      };
+      return { row: created, created: true, material };
+    }
+    material.fill(0);
   }
   throw new Error('could not establish an active data key');
 }
@@ -333,6 +344,14 @@ export async function rewrapKek(
   const t = tables(orgId);
   await sql`UPDATE ${t.kek} SET master_key_id = ${masterKeyId}, wrapped_key = ${wrapped}
     WHERE ${orgFilter(orgId)} AND version = ${version} AND status <> 'destroyed'`.execute(tx);
+}
+
+/** Locks a KEK version against concurrent wrapping (waits for writers holding it). */
+export async function lockKek(tx: Tx, orgId: string | null, version: number): Promise<void> {
+  const t = tables(orgId);
+  await sql`SELECT version FROM ${t.kek} WHERE ${orgFilter(orgId)} AND version = ${version} FOR UPDATE`.execute(
+    tx,
+  );
 }
 
 /** Number of data keys (any status but destroyed) still wrapped under a KEK version. */
