@@ -122,6 +122,7 @@ describe('billvault init / user / apikey', () => {
     ]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(out), ['id', 'secret']);
     keyId = out.id;
     secret = out.secret;
     assert.match(keyId, /^key_[0-9a-z]{32}$/);

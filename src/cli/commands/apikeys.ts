@@ -36,7 +36,7 @@ export function registerApiKeyCommands(program: Command): void {
         const orgId = await resolveOrg(rt, opts.org);
         const key = await createApiKeyAsOperator(deps, orgId, { name: opts.name, scopes });
         out.result(
-          { id: key.id, secret: key.secret, org: orgId, scopes: key.scopes },
+          { id: key.id, secret: key.secret },
           `created API key ${key.id} in ${orgId}\nsecret (shown once, store it now): ${key.secret}`,
         );
       } finally {
