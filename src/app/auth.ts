@@ -634,6 +634,26 @@ export async function requestPasswordReset(deps: IdentityDeps, input: { email: s
       });
       return;
     }
+    // No mail bombing: at most 3 reset links per account and hour (the answer stays the same).
+    const recent = await tx
+      .selectFrom('auth_challenges')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('user_id', '=', user.id)
+      .where('kind', '=', 'password_reset')
+      .where('created_at', '>', new Date(now.getTime() - 3600_000))
+      .executeTakeFirstOrThrow();
+    if (Number(recent.n) >= 3) {
+      await recordAudit(tx, {
+        orgId: null,
+        actor: { kind: 'anonymous' },
+        action: 'auth.password_reset_requested',
+        target: { type: 'user', id: user.id },
+        outcome: 'denied',
+        meta,
+        details: { reason: 'too_many_requests' },
+      });
+      return;
+    }
     const token = randomToken();
     const expiresAt = new Date(now.getTime() + 30 * 60_000);
     await tx

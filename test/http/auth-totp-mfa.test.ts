@@ -350,4 +350,32 @@ describe('passwords', () => {
     assert.equal(r.statusCode, 200);
     assert.equal(r.json().mfa_required, true, 'the second factor is still required after a reset');
   });
+
+  it('reset links are limited to 3 per account and hour, with the same answer', async () => {
+    const u = a.users.sales_rep;
+    for (let i = 0; i < 5; i++) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/auth/password_reset',
+        payload: { email: u.email },
+      });
+      assert.equal(r.statusCode, 202);
+    }
+    const rows = await t.db
+      .selectFrom('outbox')
+      .select('id')
+      .where('user_id', '=', u.id)
+      .where('kind', '=', 'password_reset.requested')
+      .execute();
+    assert.equal(rows.length, 3);
+    clock.advance(61 * MINUTE);
+    await app.inject({ method: 'POST', url: '/v1/auth/password_reset', payload: { email: u.email } });
+    const after = await t.db
+      .selectFrom('outbox')
+      .select('id')
+      .where('user_id', '=', u.id)
+      .where('kind', '=', 'password_reset.requested')
+      .execute();
+    assert.equal(after.length, 4);
+  });
 });
