@@ -44,11 +44,14 @@ export async function createIdentityDeps(rt: Runtime, clock: Clock = systemClock
     decrypt: async (tx, scope, field, ciphertext) => (await real()).decrypt(tx, scope, field, ciphertext),
     blindIndex: async (tx, orgId, purpose, value) => (await real()).blindIndex(tx, orgId, purpose, value),
   };
+  const passwords = createPasswordHasher();
+  // Computed now, so the first login for an unknown account costs what every other one does.
+  void passwords.dummyHash();
   return {
     db: rt.database.db,
     clock,
     cipher,
-    passwords: createPasswordHasher(),
+    passwords,
     totp: createTotp('Billvault'),
     webauthn: createWebAuthn(relyingPartyFromUrl(rt.config.publicUrl)),
     sessionLimits: rt.config.session,
