@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { MigrationError } from '../adapters/db/index.js';
+import { DatabaseStartError, MigrationError } from '../adapters/db/index.js';
 import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
 import { registerBackupCommands } from '../cli/commands/backup.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
@@ -33,6 +33,7 @@ export async function runCli(argv: string[]): Promise<number> {
       e instanceof ConfigError ||
       e instanceof CliError ||
       e instanceof MigrationError ||
+      e instanceof DatabaseStartError ||
       e instanceof DomainError;
     const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(`billvault: error: ${expected ? message : `unexpected: ${message}`}\n`);

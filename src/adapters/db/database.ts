@@ -1,6 +1,11 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { type EmbeddedServer, ensureDatabase, startEmbeddedPostgres } from './embedded.js';
+import {
+  DatabaseStartError,
+  type EmbeddedServer,
+  ensureDatabase,
+  startEmbeddedPostgres,
+} from './embedded.js';
 import type { DB } from './schema.js';
 
 // bigint columns come back as JS bigint, never as a lossy number or a string.
@@ -70,7 +75,9 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   } catch (e) {
     await closeConnection(db, pool).catch(() => {});
     await embedded?.stop();
-    throw new Error(`cannot connect to PostgreSQL at ${describeUrl(url)}: ${(e as Error).message}`);
+    throw new DatabaseStartError(
+      `cannot connect to PostgreSQL at ${describeUrl(url)}: ${(e as Error).message}`,
+    );
   }
   return {
     db,

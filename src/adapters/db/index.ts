@@ -1,5 +1,5 @@
 export { closeConnection, connect, type Database, type Db, describeUrl, openDatabase } from './database.js';
-export { ensureDatabase, startEmbeddedPostgres } from './embedded.js';
+export { DatabaseStartError, ensureDatabase, startEmbeddedPostgres } from './embedded.js';
 export { MigrationError, migrate, migrationStatus } from './migrate.js';
 export type { DB } from './schema.js';
 export { APP_ROLE, type DbOrTx, inOrg, inTransaction, isRetryable, type Tx } from './tx.js';
