@@ -123,6 +123,7 @@ export async function insertKek(
   status: KeyStatus,
 ): Promise<boolean> {
   const t = tables(orgId);
+  kekInTx.get(tx)?.delete(orgId ?? '-');
   const material = randomBytes(KEY_BYTES);
   const wrapped = await kp.wrap(material, kekContext(orgId, version));
   material.fill(0);
@@ -140,13 +141,27 @@ export async function insertKek(
 }
 
 /** The active KEK of an org (or the platform), created as the next version when there is none. */
+// The active KEK each transaction already holds (key-share-locked), so a batch of new subjects
+// in one transaction looks it up once. Changing a KEK's status in a transaction forgets it.
+const kekInTx = new WeakMap<Tx, Map<string, KekRow>>();
+
 export async function activeKek(tx: Tx, kp: KeyProvider, orgId: string | null): Promise<KekRow> {
   const t = tables(orgId);
+  const memo = kekInTx.get(tx)?.get(orgId ?? '-');
+  if (memo) return memo;
   for (let attempt = 0; attempt < 3; attempt++) {
     // KEY SHARE: a KEK destruction (FOR UPDATE) waits until a data key wrapped under it here is committed and counted.
     const r = await sql<KekRow>`SELECT ${KEK_COLUMNS} FROM ${t.kek}
       WHERE ${orgFilter(orgId)} AND status = 'active' FOR KEY SHARE`.execute(tx);
-    if (r.rows[0]) return r.rows[0];
+    if (r.rows[0]) {
+      let m = kekInTx.get(tx);
+      if (!m) {
+        m = new Map();
+        kekInTx.set(tx, m);
+      }
+      m.set(orgId ?? '-', r.rows[0]);
+      return r.rows[0];
+    }
     const max = await sql<{
       v: number | null;
     }>`SELECT max(version) AS v FROM ${t.kek} WHERE ${orgFilter(orgId)}`.execute(tx);
@@ -324,6 +339,7 @@ export async function setKekStatus(
   status: 'decrypt_only' | 'destroyed',
 ): Promise<void> {
   const t = tables(orgId);
+  kekInTx.get(tx)?.delete(orgId ?? '-');
   if (status === 'destroyed') {
     await sql`UPDATE ${t.kek} SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now()
       WHERE ${orgFilter(orgId)} AND version = ${version}`.execute(tx);
