@@ -514,3 +514,28 @@ export async function rotateMaster(
   await persist(kp.exportKeys());
   return { masterKeyId, rewrapped, dropped };
 }
+
+/**
+ * Crypto-shredding (for erasure): destroys every data key of one subject inside the caller's
+ * transaction, after waiting for transactions still writing under them. Whatever those keys
+ * encrypted becomes unreadable for good. The caller audits the erasure it is part of.
+ */
+export async function shredSubjectKeys(
+  tx: Tx,
+  cipher: FieldCipherAdmin,
+  orgId: Scope,
+  subject: { type: 'customer' | 'user'; id: string },
+): Promise<number> {
+  const t = orgId === null ? sql.table('platform_data_keys') : sql.table('org_data_keys');
+  const org = orgId === null ? sql`true` : sql`org_id = ${orgId}`;
+  const ids = await sql<{ id: string }>`SELECT id FROM ${t}
+    WHERE ${org} AND subject_type = ${subject.type} AND subject_id = ${subject.id} AND status <> 'destroyed'
+    ORDER BY id`.execute(tx);
+  const n = await destroyDataKeys(
+    tx,
+    orgId,
+    ids.rows.map((r) => r.id),
+  );
+  cipher.forget();
+  return n;
+}

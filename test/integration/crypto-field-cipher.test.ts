@@ -5,6 +5,7 @@ import { DecryptError } from '../../src/adapters/crypto/aead.js';
 import { orgContactsCrypto } from '../../src/adapters/crypto/encrypted-tables.js';
 import { normaliseForIndex, parseCiphertext } from '../../src/adapters/crypto/field-cipher.js';
 import { destroyDataKeys, KeyDestroyedError, retireDataKeys } from '../../src/adapters/crypto/key-store.js';
+import { shredSubjectKeys } from '../../src/app/keys.js';
 import { createOrg } from '../../src/app/orgs.js';
 import type { CipherScope } from '../../src/app/ports.js';
 import { newId } from '../../src/domain/ids.js';
@@ -210,6 +211,27 @@ describe('field encryption', () => {
     // The shredded subject gets a new key if it is ever written again; the old data stays gone.
     const c3 = await inOrg(t.db, orgA, (tx) => cipher.encrypt(tx, cus1, f('cus_one'), 'again'));
     assert.notEqual(parseCiphertext(c3)?.keyId, parseCiphertext(c1!)?.keyId);
+  });
+
+  it('shredding a subject destroys all its keys, including retired ones', async () => {
+    const scope = { orgId: orgA, subject: { type: 'customer' as const, id: 'cus_shred' } };
+    const f = { table: 'customers', column: 'notes_enc', rowId: 'cus_shred' };
+    const c1 = await inOrg(t.db, orgA, (tx) => cipher.encrypt(tx, scope, f, 'old value'));
+    await inOrg(t.db, orgA, (tx) => retireDataKeys(tx, orgA, { ids: [parseCiphertext(c1)!.keyId] }));
+    cipher.forget();
+    const c2 = await inOrg(t.db, orgA, (tx) => cipher.encrypt(tx, scope, f, 'new value'));
+    assert.notEqual(parseCiphertext(c1)!.keyId, parseCiphertext(c2)!.keyId);
+    const n = await inOrg(t.db, orgA, (tx) => shredSubjectKeys(tx, cipher, orgA, scope.subject));
+    assert.equal(n, 2);
+    for (const ct of [c1, c2])
+      await assert.rejects(
+        inOrg(t.db, orgA, (tx) => cipher.decrypt(tx, scope, f, ct)),
+        KeyDestroyedError,
+      );
+    // Other subjects are untouched.
+    const other = { orgId: orgA, subject: { type: 'customer' as const, id: 'cus_keep' } };
+    const ok = await inOrg(t.db, orgA, (tx) => cipher.encrypt(tx, other, f, 'kept'));
+    assert.equal(await inOrg(t.db, orgA, (tx) => cipher.decrypt(tx, other, f, ok)), 'kept');
   });
 
   it('the application role cannot delete keys', async () => {
