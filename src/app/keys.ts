@@ -322,7 +322,8 @@ export async function reencrypt(deps: KeyAdminDeps, opts: ReencryptOptions = {})
     const outcome = await inScope(deps.db, scope, async (tx) => {
       // Lock first (waits for writers still holding these keys), then look for references.
       await lockDataKeys(tx, scope, retired);
-      const stillUsed = await referencedKeys(tx, retired);
+      const stillUsed = await referencedKeysEverywhere(deps.db, retired);
+      if (!stillUsed) return { destroyed: 0, kept: retired };
       const free = retired.filter((id) => !stillUsed.has(id));
       const n = await destroyDataKeys(tx, scope, free);
       if (n > 0) await audit(tx, deps, scope, 'key.data_keys_destroyed', { count: n, reencrypted: moved });
@@ -368,10 +369,24 @@ async function reencryptBatch(
 }
 
 /**
- * Which of the given keys any text column still refers to: the registered tables, and, as a
- * safety net, every other text column the application role can read (so a column someone
- * forgot to register keeps its key alive instead of being shredded by accident).
+ * Which of the given keys any text column of any table still refers to: the registered
+ * tables, and, as a safety net, every other text column (so a column someone forgot to
+ * register keeps its key alive instead of being shredded by accident). Read as the owner
+ * connection with row security off, so no policy can hide a row (the users table, say, is
+ * visible to the application role only in platform transactions). When the connection may
+ * not read every row, the answer is undefined and nothing is destroyed.
  */
+async function referencedKeysEverywhere(db: Db, ids: string[]): Promise<Set<string> | undefined> {
+  try {
+    return await db.transaction().execute(async (tx) => {
+      await sql`SET LOCAL row_security = off`.execute(tx);
+      return await referencedKeys(tx, ids);
+    });
+  } catch {
+    return undefined;
+  }
+}
+
 async function referencedKeys(tx: Tx, ids: string[]): Promise<Set<string>> {
   const used = new Set<string>();
   if (ids.length === 0) return used;

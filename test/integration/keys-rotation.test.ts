@@ -24,7 +24,7 @@ import {
 import { createOrg } from '../../src/app/orgs.js';
 import { newId } from '../../src/domain/ids.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { inOrg } from '../helpers/dbexports.js';
+import { inOrg, inTransaction } from '../helpers/dbexports.js';
 
 let t: TestDatabase;
 let orgA: string;
@@ -324,5 +324,28 @@ describe('rotation racing a first write', () => {
       await inOrg(t.db, org, (tx) => createFieldCipher(kp).decrypt(tx, scope, f('cus_new'), ct)),
       'first write',
     );
+  });
+});
+
+describe('re-encryption never shreds what a row-level policy hides', () => {
+  it('keeps a platform key referenced from a table the application role cannot see outside platform transactions', async () => {
+    await sql`CREATE TABLE hidden_secrets (id text PRIMARY KEY, secret_enc text NOT NULL)`.execute(t.db);
+    await sql`ALTER TABLE hidden_secrets ENABLE ROW LEVEL SECURITY`.execute(t.db);
+    await sql`ALTER TABLE hidden_secrets FORCE ROW LEVEL SECURITY`.execute(t.db);
+    await sql`CREATE POLICY only_platform ON hidden_secrets
+      USING (current_setting('app.platform', true) = 'on')`.execute(t.db);
+    await sql`GRANT SELECT ON hidden_secrets TO billvault_app`.execute(t.db);
+    const scope = { orgId: null, subject: { type: 'user' as const, id: 'usr_hidden' } };
+    const f = { table: 'hidden_secrets', column: 'secret_enc', rowId: 'usr_hidden' };
+    const ct = await inTransaction(t.db, {}, (tx) => deps.cipher.encrypt(tx, scope, f, 'JBSWY3DPEHPK3PXP'));
+    await sql`INSERT INTO hidden_secrets (id, secret_enc) VALUES ('usr_hidden', ${ct})`.execute(t.db);
+    // The application role indeed sees nothing there.
+    const visible = await inTransaction(t.db, {}, (tx) => sql`SELECT * FROM hidden_secrets`.execute(tx));
+    assert.equal(visible.rows.length, 0);
+
+    const res = await reencrypt(deps, { orgId: null });
+    assert.ok(res.keptKeys.includes(parseCiphertext(ct)!.keyId), 'the key is kept');
+    const fresh = createFieldCipher(kp);
+    assert.equal(await inTransaction(t.db, {}, (tx) => fresh.decrypt(tx, scope, f, ct)), 'JBSWY3DPEHPK3PXP');
   });
 });
