@@ -26,9 +26,11 @@ import { creditNoteRoutes } from './routes/credit-notes.js';
 import { customerRoutes } from './routes/customers.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
+import { productRoutes } from './routes/products.js';
 import { quoteRoutes } from './routes/quotes.js';
 import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
+import { taxRateRoutes } from './routes/tax-rates.js';
 import { SECURITY_HEADERS } from './security.js';
 
 export interface Readiness {
@@ -181,6 +183,8 @@ export async function buildApp(deps: AppDeps) {
   if (billing) {
     registerIdempotency(app, billing);
     customerRoutes(app, billing);
+    taxRateRoutes(app, billing);
+    productRoutes(app, billing);
     invoiceRoutes(app, billing);
     creditNoteRoutes(app, billing);
     quoteRoutes(app, billing);

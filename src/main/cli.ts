@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { DatabaseStartError, MigrationError } from '../adapters/db/index.js';
 import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
 import { registerBackupCommands } from '../cli/commands/backup.js';
+import { registerCatalogCommands } from '../cli/commands/catalog.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerLedgerCommands } from '../cli/commands/ledger.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
@@ -24,6 +25,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerLedgerCommands(program);
   registerUserCommands(program);
   registerApiKeyCommands(program);
+  registerCatalogCommands(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
