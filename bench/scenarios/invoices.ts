@@ -1,0 +1,162 @@
+// Invoicing throughput through the real HTTP API (API-key auth, policy, encryption, audit,
+// ledger and gap-free numbering all on), and list latency over a large invoice table.
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { createFieldCipher } from '../../src/adapters/crypto/field-cipher.js';
+import { LocalKeyProvider } from '../../src/adapters/crypto/key-provider.js';
+import { ARGON2_DEFAULTS, createPasswordHasher } from '../../src/adapters/crypto/passwords.js';
+import { createTotp } from '../../src/adapters/crypto/totp.js';
+import { createWebAuthn, relyingPartyFromUrl } from '../../src/adapters/crypto/webauthn.js';
+import type { Db } from '../../src/adapters/db/index.js';
+import { createApiKeyAsOperator } from '../../src/app/api-keys.js';
+import { createOrg } from '../../src/app/orgs.js';
+import { systemClock } from '../../src/app/ports.js';
+import type { IdentityDeps } from '../../src/app/sessions.js';
+import { buildApp } from '../../src/http/app.js';
+import { type BenchContext, percentile, type Scenario } from '../harness.js';
+
+const CLIENTS = 16;
+
+async function serve(db: Db) {
+  const identity: IdentityDeps = {
+    db,
+    clock: systemClock,
+    cipher: createFieldCipher(new LocalKeyProvider([randomBytes(32)], 'bench')),
+    passwords: createPasswordHasher(ARGON2_DEFAULTS),
+    totp: createTotp(),
+    webauthn: createWebAuthn(relyingPartyFromUrl('http://localhost:3000')),
+    sessionLimits: { idleMinutes: 15, absoluteHours: 12 },
+  };
+  const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
+  const key = await createApiKeyAsOperator(identity, org.id, { name: 'bench' });
+  const app = await buildApp({
+    db,
+    identity,
+    readiness: async () => ({ database: true, migrations: 'current' }),
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const headers = { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' };
+  const call = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${base}${path}`, {
+      method,
+      headers,
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const json = (await r.json()) as Record<string, unknown>;
+    if (r.status !== 200) throw new Error(`${method} ${path} → ${r.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  return { app, org: org.id, call };
+}
+
+/** Create a 10-line invoice and finalize it, 16 clients at a time, for a few seconds. */
+async function createAndFinalize(ctx: BenchContext) {
+  const { db } = await ctx.freshDatabase();
+  const { app, call } = await serve(db);
+  try {
+    const rate = (await call('POST', '/v1/tax_rates', {
+      name: 'VAT',
+      percentage: '20',
+      inclusive: false,
+      category: 'S',
+    })) as {
+      id: string;
+    };
+    const customers: string[] = [];
+    for (let i = 0; i < CLIENTS; i++) {
+      const c = await call('POST', '/v1/customers', {
+        name: `Customer ${i}`,
+        email: `c${i}@bench.example`,
+        tax_id: `DE${100000 + i}`,
+      });
+      customers.push(c.id as string);
+    }
+    const lines = Array.from({ length: 10 }, (_, i) => ({
+      description: `Line ${i}`,
+      quantity: String(1 + (i % 3)),
+      unit_amount: 1000 + i * 137,
+      tax_rates: [rate.id],
+    }));
+    const one = async (client: number) => {
+      const t0 = process.hrtime.bigint();
+      const inv = await call('POST', '/v1/invoices', { customer: customers[client], lines });
+      await call('POST', `/v1/invoices/${inv.id as string}/finalize`, {});
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    for (let i = 0; i < 20; i++) await one(i % CLIENTS);
+    const latencies: number[] = [];
+    const durationMs = 5000;
+    const start = Date.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, c) => {
+        while (Date.now() - start < durationMs) latencies.push(await one(c));
+      }),
+    );
+    const secs = (Date.now() - start) / 1000;
+    return {
+      value: latencies.length / secs,
+      extra: { p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), clients: CLIENTS },
+    };
+  } finally {
+    await app.close();
+  }
+}
+
+/** GET /v1/invoices?limit=50 (first page and deep pages) over a table of BENCH_INVOICES (default 1,000,000). */
+async function listFromLargeTable(ctx: BenchContext) {
+  const total = Number(process.env.BENCH_INVOICES ?? 1_000_000);
+  const { db } = await ctx.freshDatabase();
+  const { app, org, call } = await serve(db);
+  try {
+    const c = (await call('POST', '/v1/customers', { name: 'Big Customer' })) as { id: string };
+    // Seeding as the owner, in bulk: finalised invoices with one line each. The guard trigger on
+    // lines is off only while seeding (it would refuse lines of finalised invoices).
+    await sql`ALTER TABLE invoice_lines DISABLE TRIGGER invoice_lines_immutable`.execute(db);
+    await sql`
+      INSERT INTO invoices (org_id, id, customer_id, status, number, currency, rounding, issue_date, due_date,
+        payment_terms_days, subtotal, line_extension_amount, allowance_total_amount, charge_total_amount,
+        tax_exclusive_amount, tax_amount, total, amount_due, amount_remaining, finalized_at, created_at, updated_at)
+      SELECT ${org}, 'inv_' || lpad(to_hex(g), 32, '0'), ${c.id}, 'open', 'INV-B-' || g, 'EUR', 'half_up',
+        DATE '2026-01-01' + (g % 300), DATE '2026-01-31' + (g % 300), 30, 10000, 10000, 0, 0, 10000, 2000, 12000,
+        12000, 12000, now(), now() - make_interval(secs => ${total} - g), now()
+      FROM generate_series(1, ${total}) AS g`.execute(db);
+    await sql`
+      INSERT INTO invoice_lines (org_id, invoice_id, position, description, quantity, unit_amount, gross_amount,
+        discount_amount, charge_amount, amount, net_amount)
+      SELECT ${org}, 'inv_' || lpad(to_hex(g), 32, '0'), 0, 'Seeded line', '1', 10000, 10000, 0, 0, 10000, 10000
+      FROM generate_series(1, ${total}) AS g`.execute(db);
+    await sql`ALTER TABLE invoice_lines ENABLE TRIGGER invoice_lines_immutable`.execute(db);
+    await sql`ANALYZE invoices`.execute(db);
+    await sql`ANALYZE invoice_lines`.execute(db);
+    const first: number[] = [];
+    const deep: number[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 200; i++) {
+      let t0 = process.hrtime.bigint();
+      const page = (await call('GET', '/v1/invoices?limit=50')) as { data: { id: string }[] };
+      first.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      t0 = process.hrtime.bigint();
+      const next = (await call(
+        'GET',
+        `/v1/invoices?limit=50${cursor ? `&starting_after=${cursor}` : ''}`,
+      )) as {
+        data: { id: string }[];
+      };
+      deep.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      cursor = next.data.at(-1)?.id ?? page.data.at(-1)?.id;
+    }
+    return {
+      value: percentile(first, 99),
+      extra: { p50_ms: percentile(first, 50), paging_p99_ms: percentile(deep, 99), invoices: total },
+    };
+  } finally {
+    await app.close();
+  }
+}
+
+export const scenarios: Scenario[] = [
+  { name: 'invoices.create_finalize_http', unit: 'invoices/s', needsDb: true, run: createAndFinalize },
+  { name: 'invoices.list50_p99', unit: 'ms', needsDb: true, run: listFromLargeTable },
+];
