@@ -157,6 +157,39 @@ describe('billvault init / user / apikey', () => {
     assert.match(unknownScope.stderr, /Unknown scope/);
   });
 
+  it('prompts for the password on a terminal without echoing it (a real pty through script(1))', async () => {
+    const pw = 'typed at a hidden prompt';
+    const out = await new Promise<string>((resolve) => {
+      const child = spawn(
+        'script',
+        [
+          '-qec',
+          'node bin/billvault.js user create --email carol@acme.test --role viewer --json',
+          '/dev/null',
+        ],
+        {
+          env: { PATH: process.env.PATH, HOME: home, BILLVAULT_LOG_LEVEL: 'warn', DATABASE_URL: t.url },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
+      let text = '';
+      let answered = 0;
+      child.stdout.on('data', (d) => {
+        text += d;
+        const prompts = (text.match(/Password for|Repeat the password/g) ?? []).length;
+        while (answered < prompts) {
+          child.stdin.write(`${pw}\r`);
+          answered++;
+        }
+      });
+      child.on('exit', () => resolve(text));
+    });
+    assert.match(out, /Password for carol@acme\.test: /);
+    assert.match(out, /Repeat the password: /);
+    assert.match(out, /\{"id":"usr_[0-9a-z]{32}"\}/);
+    assert.ok(!out.includes(pw), 'the password is never echoed');
+  });
+
   it('user disable and user unlock', async () => {
     const app = await buildTestApp(t, { identity: testIdentity(t) });
     try {
