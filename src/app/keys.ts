@@ -45,10 +45,23 @@ export type Scope = string | null;
 
 const SYSTEM = { kind: 'system', id: 'system' } as const;
 
-/** Every org id, read as the operator (owner connection). */
+/**
+ * Every org id, read as the operator (owner connection) with row security off: a role that
+ * cannot see every org must fail here rather than let a master rotation skip the orgs it
+ * cannot see (and then drop the master key their KEKs still need).
+ */
 export async function allOrgIds(db: Db): Promise<string[]> {
-  const rows = await db.selectFrom('orgs').select('id').orderBy('id').execute();
-  return rows.map((r) => r.id);
+  try {
+    return await db.transaction().execute(async (tx) => {
+      await sql`SET LOCAL row_security = off`.execute(tx);
+      const rows = await tx.selectFrom('orgs').select('id').orderBy('id').execute();
+      return rows.map((r) => r.id);
+    });
+  } catch (e) {
+    throw new Error(
+      `key administration needs a database role that sees every org (superuser or BYPASSRLS): ${(e as Error).message}`,
+    );
+  }
 }
 
 function inScope<T>(db: Db, scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -516,6 +529,7 @@ export async function rotateMaster(
   newKey: Buffer = newMasterKey(),
 ): Promise<{ masterKeyId: string; rewrapped: number; dropped: string[] }> {
   const kp = deps.keyProvider;
+  await allOrgIds(deps.db); // fails fast, before anything changes, if some org is out of sight
   const masterKeyId = kp.addKey(newKey);
   await persist(kp.exportKeys());
   const { rewrapped } = await rewrapUnderActiveMaster(deps);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,9 @@ import {
   parseKeyFile,
   writeKeyFile,
 } from '../../src/adapters/crypto/key-provider.js';
+import { connect } from '../../src/adapters/db/index.js';
 import {
+  allOrgIds,
   initKeys,
   type KeyAdminDeps,
   keyStatus,
@@ -347,5 +350,32 @@ describe('re-encryption never shreds what a row-level policy hides', () => {
     assert.ok(res.keptKeys.includes(parseCiphertext(ct)!.keyId), 'the key is kept');
     const fresh = createFieldCipher(kp);
     assert.equal(await inTransaction(t.db, {}, (tx) => fresh.decrypt(tx, scope, f, ct)), 'JBSWY3DPEHPK3PXP');
+  });
+});
+
+describe('key administration as a role that cannot see every org', () => {
+  it('refuses instead of silently skipping the orgs it cannot see', async () => {
+    const role = `bv_limited_${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(12).toString('hex');
+    await sql`CREATE ROLE ${sql.id(role)} LOGIN PASSWORD ${sql.lit(password)}`.execute(t.db);
+    await sql`GRANT SELECT ON orgs TO ${sql.id(role)}`.execute(t.db);
+    const u = new URL(t.url);
+    u.username = role;
+    u.password = password;
+    const limited = connect(u.toString(), 1);
+    try {
+      await assert.rejects(allOrgIds(limited.db), /sees every org \(superuser or BYPASSRLS\)/);
+      const limitedDeps = { ...deps, db: limited.db };
+      const before = [...kp.keyIds()];
+      await assert.rejects(
+        rotateMaster(limitedDeps, async () => {}),
+        /superuser or BYPASSRLS/,
+      );
+      assert.deepEqual(kp.keyIds(), before, 'no new master key was even created');
+    } finally {
+      await limited.db.destroy();
+      await sql`REVOKE ALL ON orgs FROM ${sql.id(role)}`.execute(t.db);
+      await sql`DROP ROLE ${sql.id(role)}`.execute(t.db);
+    }
   });
 });
