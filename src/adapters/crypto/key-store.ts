@@ -194,7 +194,43 @@ export async function activeDataKey(
 ): Promise<{ row: DataKeyRow; created: boolean; material?: Buffer }> {
   const t = tables(orgId);
   const usage = BigInt(purpose === 'data' ? initialUsage : 0);
+  const tryCreate = async (): Promise<{ row: DataKeyRow; created: true; material: Buffer } | undefined> => {
+    const kek = await activeKek(tx, kp, orgId);
+    const kekKey = await unwrapKek(kek);
+    const row = { id: newId('data_key'), purpose, subject_type: subject.type, subject_id: subject.id };
+    const material = randomBytes(KEY_BYTES);
+    const wrapped = wrapDataKey(kekKey, orgId, row, material);
+    // ON CONFLICT DO NOTHING: the subject already has an active key (one per subject, unique index).
+    const inserted =
+      orgId === null
+        ? await sql`INSERT INTO ${t.dk} (id, purpose, subject_type, subject_id, kek_version, status, wrapped_key, usage_count)
+            VALUES (${row.id}, ${purpose}, ${subject.type}, ${subject.id}, ${kek.version}, 'active', ${wrapped}, ${usage})
+            ON CONFLICT DO NOTHING`.execute(tx)
+        : await sql`INSERT INTO ${t.dk} (org_id, id, purpose, subject_type, subject_id, kek_version, status, wrapped_key, usage_count)
+            VALUES (${orgId}, ${row.id}, ${purpose}, ${subject.type}, ${subject.id}, ${kek.version}, 'active', ${wrapped}, ${usage})
+            ON CONFLICT DO NOTHING`.execute(tx);
+    if ((inserted.numAffectedRows ?? 0n) === 0n) {
+      material.fill(0);
+      return undefined;
+    }
+    // Ours: hand back the key material so the caller need not read and unwrap it again.
+    const created: DataKeyRow = {
+      ...row,
+      kek_version: kek.version,
+      status: 'active',
+      wrapped_key: wrapped,
+      usage_count: usage,
+      created_at: new Date(),
+    };
+    return { row: created, created: true, material };
+  };
   for (let attempt = 0; attempt < 3; attempt++) {
+    // Encrypting for a subject this process has no key for usually means a new subject (a
+    // customer being created): try to create its key first, one statement instead of two.
+    if (usage > 0n) {
+      const made = await tryCreate();
+      if (made) return made;
+    }
     // With a reservation to make, take it right away: the UPDATE both checks that the key is
     // active and locks it. Taking FOR SHARE first and upgrading to an UPDATE later would
     // deadlock two transactions that both share-locked the key.
@@ -207,36 +243,10 @@ export async function activeDataKey(
             WHERE ${orgFilter(orgId)} AND purpose = ${purpose} AND subject_type = ${subject.type}
               AND subject_id = ${subject.id} AND status = 'active' FOR KEY SHARE`.execute(tx);
     if (r.rows[0]) return { row: r.rows[0], created: false };
-    const kek = await activeKek(tx, kp, orgId);
-    const kekKey = await unwrapKek(kek);
-    const row = { id: newId('data_key'), purpose, subject_type: subject.type, subject_id: subject.id };
-    const material = randomBytes(KEY_BYTES);
-    const wrapped = wrapDataKey(kekKey, orgId, row, material);
-    let inserted: { numAffectedRows?: bigint };
-    if (orgId === null) {
-      inserted =
-        await sql`INSERT INTO ${t.dk} (id, purpose, subject_type, subject_id, kek_version, status, wrapped_key, usage_count)
-        VALUES (${row.id}, ${purpose}, ${subject.type}, ${subject.id}, ${kek.version}, 'active', ${wrapped}, ${usage})
-        ON CONFLICT DO NOTHING`.execute(tx);
-    } else {
-      inserted =
-        await sql`INSERT INTO ${t.dk} (org_id, id, purpose, subject_type, subject_id, kek_version, status, wrapped_key, usage_count)
-        VALUES (${orgId}, ${row.id}, ${purpose}, ${subject.type}, ${subject.id}, ${kek.version}, 'active', ${wrapped}, ${usage})
-        ON CONFLICT DO NOTHING`.execute(tx);
+    if (usage === 0n) {
+      const made = await tryCreate();
+      if (made) return made;
     }
-    if ((inserted.numAffectedRows ?? 0n) > 0n) {
-      // Ours: hand back the key material so the caller need not read and unwrap it again.
-      const created: DataKeyRow = {
-        ...row,
-        kek_version: kek.version,
-        status: 'active',
-        wrapped_key: wrapped,
-        usage_count: usage,
-        created_at: new Date(),
-      };
-      return { row: created, created: true, material };
-    }
-    material.fill(0);
   }
   throw new Error('could not establish an active data key');
 }
