@@ -22,10 +22,11 @@ export async function readSecret(envName: string, prompt: string): Promise<strin
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   const stdin = process.stdin;
   if (!stdin.isTTY) throw new CliError(`no terminal to prompt for the password: set ${envName}`);
+  // Echo goes off before the prompt appears, so nothing typed (or pasted) early is echoed.
+  stdin.setRawMode(true);
   process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let value = '';
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.setEncoding('utf8');
     const done = (err?: Error) => {
