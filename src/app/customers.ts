@@ -70,6 +70,8 @@ export interface CustomerView {
   metadata: Record<string, string>;
   /** True when PII fields are masked because the caller lacks customers:read_pii. */
   pii_masked: boolean;
+  /** Unapplied customer credit in minor units (ledger), in the customer's currency or the org's base. */
+  credit_balance: number;
   archived: boolean;
   created_at: string;
   updated_at: string;
@@ -102,7 +104,7 @@ function maskAddress(a: Address | null): Address | null {
   );
 }
 
-function toView(row: Row, plain: Plain, masked: boolean): CustomerView {
+function toView(row: Row, plain: Plain, masked: boolean, creditBalance: bigint): CustomerView {
   const address = parseJson<Address>(plain.billing_address);
   const shipping = parseJson<Address>(plain.shipping_address);
   const cc = parseJson<string[]>(plain.cc_emails) ?? [];
@@ -126,6 +128,7 @@ function toView(row: Row, plain: Plain, masked: boolean): CustomerView {
     notes: plain.notes && (masked ? maskText(plain.notes) : plain.notes),
     metadata: row.metadata,
     pii_masked: masked,
+    credit_balance: Number(creditBalance),
     archived: row.archived_at !== null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
@@ -202,7 +205,22 @@ async function present(deps: BillingDeps, tx: Tx, ctx: Ctx, row: Row): Promise<C
     row,
   )) as Plain;
   const masked = !can(ctx.actor, 'customers:read_pii', customerResource(row));
-  return toView(row, plain, masked);
+  const currency =
+    row.currency ??
+    (await tx.selectFrom('orgs').select('base_currency').executeTakeFirstOrThrow()).base_currency;
+  return toView(row, plain, masked, await creditBalance(tx, row.id, currency));
+}
+
+/** A customer's unapplied credit in one currency: credits − debits on the ledger's customer-credit account. */
+export async function creditBalance(tx: Tx, customerId: string, currency: string): Promise<bigint> {
+  const r = await sql<{ balance: string }>`
+    SELECT coalesce(sum(l.credit - l.debit), 0)::text AS balance
+      FROM journal_lines l
+      JOIN journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
+     WHERE l.account = 'customer_credit' AND l.customer_id = ${customerId} AND e.currency = ${currency}`.execute(
+    tx,
+  );
+  return BigInt(r.rows[0]?.balance ?? '0');
 }
 
 /** Creates a customer; PII is encrypted under the customer's own data key before it reaches SQL. */

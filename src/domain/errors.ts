@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'csrf_failed',
   'step_up_required',
   'mfa_enrolment_required',
+  'refund_self_approval',
   // 404
   'not_found',
   // 409
@@ -27,6 +28,8 @@ export const ERROR_CODES = [
   'quote_not_sent',
   'quote_expired',
   'quote_not_accepted',
+  'refund_not_pending',
+  'allocation_already_unapplied',
   // 422: well-formed but invalid
   'validation_failed',
   'currency_unknown',
@@ -46,6 +49,8 @@ export const ERROR_CODES = [
   'amount_exceeds_remaining',
   'credit_exceeds_remaining',
   'numbering_pattern_invalid',
+  'credit_insufficient',
+  'amount_exceeds_refundable',
   'ledger_entry_invalid',
   // 429
   'rate_limited',

@@ -16,6 +16,7 @@ export const ID_PREFIXES = {
   credit_note: 'cn',
   payment: 'pay',
   refund: 'ref',
+  payment_allocation: 'pal',
   subscription: 'sub',
   event: 'evt',
   journal_entry: 'je',

@@ -26,8 +26,10 @@ import { creditNoteRoutes } from './routes/credit-notes.js';
 import { customerRoutes } from './routes/customers.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
+import { paymentRoutes } from './routes/payments.js';
 import { productRoutes } from './routes/products.js';
 import { quoteRoutes } from './routes/quotes.js';
+import { refundRoutes } from './routes/refunds.js';
 import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
 import { taxRateRoutes } from './routes/tax-rates.js';
@@ -188,6 +190,8 @@ export async function buildApp(deps: AppDeps) {
     invoiceRoutes(app, billing);
     creditNoteRoutes(app, billing);
     quoteRoutes(app, billing);
+    paymentRoutes(app, billing);
+    refundRoutes(app, billing);
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

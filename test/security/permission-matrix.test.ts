@@ -161,6 +161,18 @@ async function sentQuote(c: Cell) {
 }
 const creditNote = async (c: Cell) =>
   create(c.org, '/v1/credit_notes', { invoice: await openInvoice(c), amount: 100, reason: 'duplicate' });
+/** A payment of 1,000 EUR, unapplied (the customer has no open invoice), or allocated to `invoice`. */
+const payment = async (c: Cell, amount = 1000, invoice?: string, customerId?: string) =>
+  create(c.org, '/v1/payments', {
+    customer: customerId ?? (await customer(c)),
+    amount,
+    currency: 'EUR',
+    method: 'bank_transfer',
+    ...(invoice ? { allocations: [{ invoice, amount }] } : {}),
+  });
+/** A refund above the default four-eyes threshold (1,000,000): it waits for approval by someone else. */
+const pendingRefund = async (c: Cell) =>
+  create(c.org, '/v1/refunds', { payment: await payment(c, 2_000_000), amount: 1_500_000, reason: 'matrix' });
 
 /** A member of the cell's org (other org for `other`). */
 const targetMember = (c: Cell, role: Role = 'viewer') => member(c.org, role);
@@ -705,6 +717,87 @@ const RULES: Record<string, Rule> = {
     linked: true,
     ok: 200,
     build: async (c) => ({ method: 'GET', url: `/v1/credit_notes/${await creditNote(c)}` }),
+  },
+  // payments and refunds (sales reps hold no payment permission at all)
+  'POST /v1/payments': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({
+      method: 'POST',
+      url: '/v1/payments',
+      payload: { customer: await customer(c), amount: 500, currency: 'EUR', method: 'cash' },
+    }),
+  },
+  'GET /v1/payments': get('/v1/payments'),
+  'GET /v1/payments/:id': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({ method: 'GET', url: `/v1/payments/${await payment(c)}` }),
+  },
+  'POST /v1/payments/:id/unapply': {
+    scopes: ID,
+    ok: 200,
+    async build(c) {
+      const inv = await openInvoice(c); // total 1,000
+      const cust = (await send(owners[c.org] ?? null, { method: 'GET', url: `/v1/invoices/${inv}` })).json()
+        .customer;
+      return {
+        method: 'POST',
+        url: `/v1/payments/${await payment(c, 1000, inv, cust)}/unapply`,
+        payload: { invoice: inv },
+      };
+    },
+  },
+  'POST /v1/customers/:id/apply_credit': {
+    scopes: ID,
+    ok: 200,
+    async build(c) {
+      const inv = await openInvoice(c);
+      const owner = owners[c.org];
+      assert.ok(owner);
+      const cust = (await send(owner, { method: 'GET', url: `/v1/invoices/${inv}` })).json().customer;
+      await payment(c, 1300, undefined, cust); // settles the invoice automatically: 300 left as credit
+      const inv2 = await create(c.org, '/v1/invoices', {
+        customer: cust,
+        currency: 'EUR',
+        lines: [{ description: 'More', quantity: '1', unit_amount: 500 }],
+      });
+      await send(owner, { method: 'POST', url: `/v1/invoices/${inv2}/finalize` });
+      return {
+        method: 'POST',
+        url: `/v1/customers/${cust}/apply_credit`,
+        payload: { invoice: inv2, amount: 100 },
+      };
+    },
+  },
+  'POST /v1/refunds': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({
+      method: 'POST',
+      url: '/v1/refunds',
+      payload: { payment: await payment(c), amount: 100, reason: 'matrix' },
+    }),
+  },
+  'GET /v1/refunds': get('/v1/refunds'),
+  'GET /v1/refunds/:id': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({
+      method: 'GET',
+      url: `/v1/refunds/${await create(c.org, '/v1/refunds', { payment: await payment(c), amount: 100, reason: 'm' })}`,
+    }),
+  },
+  // the owner requested these refunds; the cell's caller is a second person
+  'POST /v1/refunds/:id/approve': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({ method: 'POST', url: `/v1/refunds/${await pendingRefund(c)}/approve` }),
+  },
+  'POST /v1/refunds/:id/reject': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({ method: 'POST', url: `/v1/refunds/${await pendingRefund(c)}/reject` }),
   },
 };
 

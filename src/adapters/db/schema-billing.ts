@@ -208,6 +208,61 @@ export interface JournalLinesTable {
   tax_group: string | null;
 }
 
+export interface PaymentsTable {
+  org_id: string;
+  id: string;
+  customer_id: string;
+  amount: Money;
+  currency: string;
+  method: 'bank_transfer' | 'card' | 'cash' | 'cheque' | 'other';
+  reference_enc: string | null;
+  received_on: ColumnType<string, string, string>;
+  amount_unapplied: Money;
+  amount_refunded: ColumnType<Money, Money | undefined, Money>;
+  card_token_enc: string | null;
+  card_brand: string | null;
+  card_last4: string | null;
+  card_exp_month: number | null;
+  card_exp_year: number | null;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface PaymentAllocationsTable {
+  org_id: string;
+  id: string;
+  customer_id: string;
+  payment_id: string | null;
+  invoice_id: string;
+  source: 'payment' | 'credit';
+  amount: Money;
+  currency: string;
+  written_off: ColumnType<boolean, boolean | undefined, boolean>;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  unapplied_at: Date | null;
+  unapplied_by: string | null;
+}
+
+export interface RefundsTable {
+  org_id: string;
+  id: string;
+  customer_id: string;
+  payment_id: string | null;
+  amount: Money;
+  currency: string;
+  reason_enc: string;
+  status: 'pending_approval' | 'posted' | 'rejected';
+  requested_by: string;
+  approved_by: string | null;
+  rejected_by: string | null;
+  posted_at: Date | null;
+  decided_at: Date | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface BillingTables {
   document_sequences: DocumentSequencesTable;
   invoices: InvoicesTable;
@@ -221,4 +276,7 @@ export interface BillingTables {
   products: ProductsTable;
   product_prices: ProductPricesTable;
   idempotency_keys: IdempotencyKeysTable;
+  payments: PaymentsTable;
+  payment_allocations: PaymentAllocationsTable;
+  refunds: RefundsTable;
 }

@@ -94,6 +94,7 @@ export const Customer = z.object({
   notes: z.string().nullable(),
   metadata: z.record(z.string(), z.string()),
   pii_masked: z.boolean(),
+  credit_balance: z.number().int(),
   archived: z.boolean(),
   created_at: z.string(),
   updated_at: z.string(),
