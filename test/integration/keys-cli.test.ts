@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { sql } from 'kysely';
 import { orgContactsCrypto } from '../../src/adapters/crypto/encrypted-tables.js';
 import { createFieldCipher } from '../../src/adapters/crypto/field-cipher.js';
 import { loadKeyProvider } from '../../src/adapters/crypto/key-provider.js';
@@ -135,5 +136,82 @@ describe('billvault keys', () => {
     });
     assert.equal(env.code, 1);
     assert.match(env.stderr, /--new-key-out/);
+  });
+});
+
+describe('billvault keys reencrypt and Ctrl-C', () => {
+  it('stops cleanly on SIGINT after the current batch and resumes on the next run', async () => {
+    const kp = await loadKeyProvider({ masterKey: { source: 'file', path: keyFile } }, { create: false });
+    const cipher = createFieldCipher(kp);
+    const N = 1500;
+    await inOrg(t.db, org, async (tx) => {
+      const rows = [];
+      for (let i = 0; i < N; i++) {
+        const id = newId('contact');
+        const c = await orgContactsCrypto.seal(cipher, tx, { orgId: org }, id, { name: `Name ${i}` });
+        rows.push({ org_id: org, id, kind: 'billing' as const, name_enc: c.name_enc! });
+      }
+      await tx.insertInto('org_contacts').values(rows).execute();
+    });
+    const firstKey = (
+      await sql<{ k: string }>`SELECT split_part(name_enc, ':', 2) AS k FROM org_contacts
+        WHERE org_id = ${org} AND kind = 'billing' LIMIT 1`.execute(t.db)
+    ).rows[0]!.k;
+    const child = spawn(
+      process.execPath,
+      [BIN, 'keys', 'reencrypt', '--json', '--batch-size', '1', '--org', org],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: dir,
+          DATABASE_URL: t.url,
+          BILLVAULT_MASTER_KEY_FILE: keyFile,
+          BILLVAULT_LOG_LEVEL: 'silent',
+        },
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += String(d);
+    });
+    child.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    // Wait until values are moving off the key they were written under, then press Ctrl-C.
+    for (let i = 0; i < 1200; i++) {
+      const moved = await sql<{ n: string }>`SELECT count(*)::text AS n FROM org_contacts
+        WHERE org_id = ${org} AND kind = 'billing' AND split_part(name_enc, ':', 2) <> ${firstKey}`.execute(
+        t.db,
+      );
+      if (Number(moved.rows[0]?.n) > 0) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 130, stderr);
+    assert.ok(stdout.trim(), `no output; stderr: ${stderr}`);
+    const first = JSON.parse(stdout);
+    assert.equal(first.interrupted, true);
+    assert.ok(first.reencrypted > 0 && first.reencrypted < N + 2, `moved ${first.reencrypted}`);
+    assert.equal(first.destroyed_keys, 0);
+
+    const second = await cli(['keys', 'reencrypt', '--json', '--batch-size', '500', '--org', org]);
+    assert.equal(second.code, 0, second.stderr);
+    const out = JSON.parse(second.stdout);
+    assert.equal(out.interrupted, false);
+    assert.equal(out.retired_keys, 0, 'resumed, not restarted');
+    assert.ok(out.destroyed_keys >= 1);
+    const fresh = createFieldCipher(await loadKeyProvider({ masterKey: { source: 'file', path: keyFile } }));
+    const names = await inOrg(t.db, org, async (tx) => {
+      const rows = await tx.selectFrom('org_contacts').selectAll().where('kind', '=', 'billing').execute();
+      const out: string[] = [];
+      for (const r of rows)
+        out.push((await orgContactsCrypto.open(fresh, tx, { orgId: org }, r.id, r)).name ?? '');
+      return out;
+    });
+    assert.equal(names.length, N);
+    assert.equal(new Set(names).size, N);
   });
 });

@@ -193,9 +193,17 @@ export function registerKeyCommands(program: Command): void {
       const { rt, deps } = await openKeys(loadConfig(), false);
       const controller = new AbortController();
       let interrupts = 0;
+      // Other SIGINT listeners (the embedded server's exit hook) would end the process at once;
+      // while batches run, the first Ctrl-C only asks to stop, the second hands over to them.
+      const others = process.listeners('SIGINT');
+      process.removeAllListeners('SIGINT');
       const onSigint = () => {
         interrupts++;
-        if (interrupts > 1) process.exit(130);
+        if (interrupts > 1) {
+          if (others.length === 0) process.exit(130);
+          for (const l of others) l('SIGINT');
+          return;
+        }
         process.stderr.write('\nstopping after the current batch (Ctrl-C again to abort now)…\n');
         controller.abort();
       };
@@ -236,6 +244,7 @@ export function registerKeyCommands(program: Command): void {
       } finally {
         bar?.stop();
         process.off('SIGINT', onSigint);
+        for (const l of others) process.on('SIGINT', l);
         await rt.close();
       }
     });
