@@ -377,7 +377,7 @@ async function prepareSchema(
   const files = readMigrations(migrationsDir);
   const wanted = manifest.schema.migrations;
   for (const m of wanted) {
-    const f = files[m.version - 1];
+    const f = files.find((x) => x.version === m.version);
     if (!f || f.name !== m.name || f.checksum !== m.checksum)
       throw new RestoreRefusedError(
         `the backup's schema (${m.name}) is not one this Billvault knows: restore it with the Billvault version that made it`,
