@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Tx } from '../adapters/db/tx.js';
 import { newId } from '../domain/ids.js';
 import type { Actor } from '../domain/permissions.js';
@@ -14,6 +15,8 @@ export interface AuditEvent {
   meta?: RequestMeta;
   /** Identifiers and non-sensitive facts only; keys that look like secrets are redacted. */
   details?: Record<string, unknown>;
+  /** When it happened; default now. Covered by the content hash. */
+  occurredAt?: Date;
 }
 
 const SECRET_KEY =
@@ -41,23 +44,99 @@ export function scrubDetails(value: unknown, depth = 0): unknown {
  */
 export async function recordAudit(tx: Tx, event: AuditEvent): Promise<string> {
   const id = newId('event');
+  const detailsText = JSON.stringify(scrubDetails(event.details ?? {}));
+  const row: CanonicalAuditEvent = {
+    id,
+    org_id: event.orgId,
+    occurred_at: isoMicros(event.occurredAt ?? new Date()),
+    actor_type: event.actor.kind,
+    actor_id: event.actor.id ?? null,
+    session_id: event.actor.sessionId ?? null,
+    action: event.action,
+    target_type: event.target?.type ?? null,
+    target_id: event.target?.id ?? null,
+    outcome: event.outcome,
+    request_id: event.meta?.requestId ?? null,
+    ip: event.meta?.ip ?? null,
+    user_agent: event.meta?.userAgent?.slice(0, 300) ?? null,
+    details: JSON.parse(detailsText) as unknown,
+  };
   await tx
     .insertInto('audit_events')
     .values({
       id,
-      org_id: event.orgId,
-      actor_type: event.actor.kind,
-      actor_id: event.actor.id ?? null,
-      session_id: event.actor.sessionId ?? null,
-      action: event.action,
-      target_type: event.target?.type ?? null,
-      target_id: event.target?.id ?? null,
-      outcome: event.outcome,
-      request_id: event.meta?.requestId ?? null,
-      ip: event.meta?.ip ?? null,
-      user_agent: event.meta?.userAgent?.slice(0, 300) ?? null,
-      details: JSON.stringify(scrubDetails(event.details ?? {})),
+      org_id: row.org_id,
+      occurred_at: new Date(row.occurred_at),
+      actor_type: row.actor_type,
+      actor_id: row.actor_id,
+      session_id: row.session_id,
+      action: row.action,
+      target_type: row.target_type,
+      target_id: row.target_id,
+      outcome: row.outcome as AuditOutcome,
+      request_id: row.request_id,
+      ip: row.ip,
+      user_agent: row.user_agent,
+      details: detailsText,
+      content_hash: auditContentHash(row),
     })
     .execute();
   return id;
+}
+
+/** An audit event as the content hash sees it: every column, the time as UTC ISO 8601 with microseconds. */
+export interface CanonicalAuditEvent {
+  id: string;
+  org_id: string | null;
+  occurred_at: string;
+  actor_type: string;
+  actor_id: string | null;
+  session_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  outcome: string;
+  request_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  details: unknown;
+}
+
+/** UTC ISO 8601 with six fraction digits, as PostgreSQL's to_char(… 'US') prints it. */
+export function isoMicros(d: Date): string {
+  return d.toISOString().replace(/Z$/, '000Z');
+}
+
+/** JSON with object keys sorted at every depth: one encoding per value. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+}
+
+/** SHA-256 (hex) over the canonical encoding of an event (versioned, field order fixed). */
+export function auditContentHash(e: CanonicalAuditEvent): string {
+  const head = JSON.stringify([
+    'billvault/audit-event/v1',
+    e.id,
+    e.org_id,
+    e.occurred_at,
+    e.actor_type,
+    e.actor_id,
+    e.session_id,
+    e.action,
+    e.target_type,
+    e.target_id,
+    e.outcome,
+    e.request_id,
+    e.ip,
+    e.user_agent,
+  ]);
+  return createHash('sha256')
+    .update(`${head.slice(0, -1)},${canonicalJson(e.details)}]`)
+    .digest('hex');
 }

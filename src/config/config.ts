@@ -61,6 +61,9 @@ const schema = z.object({
   BILLVAULT_BODY_LIMIT_BYTES: intIn(1024, 50 * 1024 * 1024).default(1024 * 1024),
   BILLVAULT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BILLVAULT_DB_POOL_SIZE: intIn(1, 200).default(10),
+  BILLVAULT_AUDIT_SEAL_INTERVAL_MS: intIn(100, 60_000).default(1000),
+  BILLVAULT_AUDIT_CHECKPOINT_EVERY: intIn(1, 10_000_000).default(1000),
+  BILLVAULT_AUDIT_CHECKPOINT_MINUTES: intIn(1, 24 * 60).default(10),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -78,6 +81,8 @@ export interface Config {
   bodyLimitBytes: number;
   logLevel: RawConfig['BILLVAULT_LOG_LEVEL'];
   dbPoolSize: number;
+  /** The audit chain sealer in `serve`, and how often it signs a checkpoint (every N events or T minutes). */
+  audit: { sealIntervalMs: number; checkpointEvery: number; checkpointMinutes: number };
 }
 
 const KEYS = Object.keys(schema.shape) as (keyof RawConfig)[];
@@ -152,5 +157,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     bodyLimitBytes: raw.BILLVAULT_BODY_LIMIT_BYTES,
     logLevel: raw.BILLVAULT_LOG_LEVEL,
     dbPoolSize: raw.BILLVAULT_DB_POOL_SIZE,
+    audit: {
+      sealIntervalMs: raw.BILLVAULT_AUDIT_SEAL_INTERVAL_MS,
+      checkpointEvery: raw.BILLVAULT_AUDIT_CHECKPOINT_EVERY,
+      checkpointMinutes: raw.BILLVAULT_AUDIT_CHECKPOINT_MINUTES,
+    },
   };
 }

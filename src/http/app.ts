@@ -22,6 +22,7 @@ import { registerCardGuard } from './card-guard.js';
 import { errorBody, STATUS_BY_CODE } from './errors.js';
 import { registerIdempotency } from './idempotency.js';
 import type { App, RouteAuth, RouteRecord } from './route.js';
+import { auditRoutes } from './routes/audit.js';
 import { creditNoteRoutes } from './routes/credit-notes.js';
 import { customerRoutes } from './routes/customers.js';
 import { invoiceRoutes } from './routes/invoices.js';
@@ -184,6 +185,7 @@ export async function buildApp(deps: AppDeps) {
     (deps.identity ? { db: deps.db, cipher: deps.identity.cipher, clock: deps.identity.clock } : undefined);
   if (billing) {
     registerIdempotency(app, billing);
+    auditRoutes(app, billing);
     customerRoutes(app, billing);
     taxRateRoutes(app, billing);
     productRoutes(app, billing);

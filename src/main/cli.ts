@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { DatabaseStartError, MigrationError } from '../adapters/db/index.js';
 import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
+import { registerAuditCommands } from '../cli/commands/audit.js';
 import { registerBackupCommands } from '../cli/commands/backup.js';
 import { registerCatalogCommands } from '../cli/commands/catalog.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
@@ -26,6 +27,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerUserCommands(program);
   registerApiKeyCommands(program);
   registerCatalogCommands(program);
+  registerAuditCommands(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -7,6 +7,7 @@ import { createPasswordHasher } from '../adapters/crypto/passwords.js';
 import { createTotp } from '../adapters/crypto/totp.js';
 import { createWebAuthn, relyingPartyFromUrl } from '../adapters/crypto/webauthn.js';
 import { migrationStatus } from '../adapters/db/index.js';
+import { AuditSealer } from '../app/audit-chain.js';
 import { type Clock, type FieldCipher, systemClock } from '../app/ports.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { type Config, ConfigError } from '../config/config.js';
@@ -96,5 +97,23 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
   const port = addr && typeof addr === 'object' ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
-  return { app, url, close: () => app.close() };
+  // The audit chain sealer (DESIGN.md §5): links committed audit events into their chains.
+  const sealer = new AuditSealer(rt.database.db, {
+    checkpointEvery: config.audit.checkpointEvery,
+    checkpointMinutes: config.audit.checkpointMinutes,
+    keyProvider: () => loadKeyProvider(rt.config),
+  });
+  const sealing = sealer.start(config.audit.sealIntervalMs, (e) =>
+    rt.logger.error({ component: 'audit-sealer', error: (e as Error).message }, 'audit sealing failed'),
+  );
+  return {
+    app,
+    url,
+    // Stop the sealer without waiting for a pass in flight: one batch is one transaction, so a
+    // pass cut short by the closing pool loses nothing (and shutdown timing stays as it was).
+    close: () => {
+      void sealing.stop();
+      return app.close();
+    },
+  };
 }

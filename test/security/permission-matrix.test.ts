@@ -650,6 +650,9 @@ const RULES: Record<string, Rule> = {
     build: async (c) => ({ method: 'POST', url: `/v1/invoices/${await openInvoice(c)}/mark_uncollectible` }),
   },
   'GET /v1/ledger/verify': get('/v1/ledger/verify'),
+  // the audit log: auditors and owners (audit:read), always the caller's own org
+  'GET /v1/audit_events': get('/v1/audit_events'),
+  'GET /v1/audit/verify': get('/v1/audit/verify'),
   // quotes (record-level through their customer)
   'POST /v1/quotes': {
     scopes: CUSTOMER_LINKED.filter((s) => s !== 'other'),

@@ -31,6 +31,8 @@ export interface AuditEventsTable {
   ip: string | null;
   user_agent: string | null;
   details: ColumnType<Record<string, unknown>, string, string>;
+  /** SHA-256 of the canonical encoding (migration 0007); null for older events. */
+  content_hash: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface SchemaMigrationsTable {

@@ -1,0 +1,333 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { inOrg, inTransaction } from '../../src/adapters/db/index.js';
+import { recordAudit } from '../../src/app/audit.js';
+import {
+  AuditSealer,
+  chainHash,
+  exportCheckpoints,
+  parseCheckpointFile,
+  verifyChain,
+} from '../../src/app/audit-chain.js';
+import { createOrg } from '../../src/app/orgs.js';
+import { testKeyProvider } from '../helpers/crypto.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { MINUTE, TestClock } from '../helpers/identity.js';
+
+let t: TestDatabase;
+const kp = testKeyProvider();
+
+before(async () => {
+  t = await createTestDatabase();
+});
+after(async () => {
+  await t.drop();
+});
+
+const START = '2026-03-02T09:00:00.000Z';
+
+/** A new org whose chain holds n sealed events (seq i = the i-th event), one checkpoint at the head. */
+async function seededChain(n: number) {
+  const clock = new TestClock(START);
+  const org = (await createOrg(t.db, { name: 'Tamper', baseCurrency: 'EUR' })).id;
+  // The org.created event is seq 1; add n-1 more, one millisecond apart.
+  for (let i = 2; i <= n; i++) {
+    clock.advance(1);
+    await inOrg(t.db, org, (tx) =>
+      recordAudit(tx, {
+        orgId: org,
+        actor: { kind: 'user', id: 'usr_test' },
+        action: 'invoice.created',
+        target: { type: 'invoice', id: `inv_${i}` },
+        outcome: 'success',
+        details: { n: i, nested: { b: 1, a: [1, 'x'] } },
+        occurredAt: new Date(Date.now() + i),
+      }),
+    );
+  }
+  const sealer = new AuditSealer(t.db, { keyProvider: kp, clock, checkpointEvery: 1_000_000 });
+  await sealer.sealAll();
+  await sealer.checkpoint(org);
+  const ids = await chainEvents(org);
+  assert.equal(ids.length, n);
+  return { org, ids, sealer, clock };
+}
+
+async function chainEvents(org: string): Promise<string[]> {
+  const r = await sql<{
+    event_id: string;
+  }>`SELECT event_id FROM audit_chain WHERE chain_id = ${org} ORDER BY seq`.execute(t.db);
+  return r.rows.map((x) => x.event_id);
+}
+
+/** Runs fn as the superuser with the append-only triggers off (what an attacker with the DB would do). */
+async function tamper(fn: () => Promise<unknown>) {
+  const tables = ['audit_events', 'audit_chain', 'audit_checkpoints'];
+  for (const tb of tables) await sql`ALTER TABLE ${sql.table(tb)} DISABLE TRIGGER USER`.execute(t.db);
+  try {
+    await fn();
+  } finally {
+    for (const tb of tables) await sql`ALTER TABLE ${sql.table(tb)} ENABLE TRIGGER USER`.execute(t.db);
+  }
+}
+
+describe('audit chain: sealing', () => {
+  it('an untouched chain verifies, checkpoints included; content hashes are written with the event', async () => {
+    const { org } = await seededChain(12);
+    const r = await verifyChain(t.db, org, { clock: new TestClock(START) });
+    assert.equal(r.ok, true, JSON.stringify(r.problems));
+    assert.equal(r.head_seq, 12);
+    assert.equal(r.sealed, 12);
+    assert.equal(r.checkpoints_checked >= 1, true);
+    const missing = await sql<{ n: number }>`SELECT count(*)::int AS n FROM audit_events
+      WHERE org_id = ${org} AND content_hash IS NULL`.execute(t.db);
+    assert.equal(missing.rows[0]?.n, 0);
+  });
+
+  it('org-less events get their own platform chain', async () => {
+    await inTransaction(t.db, {}, (tx) =>
+      recordAudit(tx, {
+        orgId: null,
+        actor: { kind: 'anonymous' },
+        action: 'auth.login_failed',
+        outcome: 'failed',
+      }),
+    );
+    await new AuditSealer(t.db, { keyProvider: kp }).sealAll();
+    const r = await verifyChain(t.db, null);
+    assert.equal(r.ok, true, JSON.stringify(r.problems));
+    assert.equal(r.chain_id, 'platform');
+    assert.equal(r.head_seq >= 1, true);
+  });
+
+  it('the application role cannot update, delete or truncate the chain', async () => {
+    const { org } = await seededChain(3);
+    for (const stmt of [
+      sql`UPDATE audit_chain SET sealed_at = now()`,
+      sql`DELETE FROM audit_chain`,
+      sql`TRUNCATE audit_chain`,
+      sql`DELETE FROM audit_checkpoints`,
+    ]) {
+      await assert.rejects(
+        inOrg(t.db, org, (tx) => stmt.execute(tx)),
+        /permission denied/,
+      );
+    }
+    await assert.rejects(sql`DELETE FROM audit_chain`.execute(t.db), /append-only/);
+  });
+
+  it('two sealers at once never seal an event twice or fork the chain', async () => {
+    const org = (await createOrg(t.db, { name: 'Race', baseCurrency: 'EUR' })).id;
+    for (let i = 0; i < 120; i++)
+      await inOrg(t.db, org, (tx) =>
+        recordAudit(tx, {
+          orgId: org,
+          actor: { kind: 'system', id: 'system' },
+          action: 'test.written',
+          outcome: 'success',
+        }),
+      );
+    const a = new AuditSealer(t.db, { batchSize: 7, keyProvider: kp, checkpointEvery: 10 });
+    const b = new AuditSealer(t.db, { batchSize: 5, keyProvider: kp, checkpointEvery: 10 });
+    await Promise.all([a.sealAll(), b.sealAll(), a.sealAll(), b.sealAll()]);
+    const r = await sql<{ n: number; d: number; max: number }>`SELECT count(*)::int AS n,
+      count(DISTINCT event_id)::int AS d, max(seq)::int AS max FROM audit_chain WHERE chain_id = ${org}`.execute(
+      t.db,
+    );
+    assert.deepEqual(r.rows[0], { n: 121, d: 121, max: 121 });
+    const v = await verifyChain(t.db, org);
+    assert.equal(v.ok, true, JSON.stringify(v.problems));
+  });
+
+  it('events from 16 concurrent writers are all sealed exactly once while sealers run', async () => {
+    const org = (await createOrg(t.db, { name: 'Load', baseCurrency: 'EUR' })).id;
+    const s1 = new AuditSealer(t.db, { batchSize: 13 });
+    const s2 = new AuditSealer(t.db, { batchSize: 50 });
+    const loops = [s1.start(5, (e) => assert.fail(String(e))), s2.start(7, (e) => assert.fail(String(e)))];
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, w) => {
+        for (let i = 0; i < 20; i++) {
+          await inOrg(t.db, org, async (tx) => {
+            await recordAudit(tx, {
+              orgId: org,
+              actor: { kind: 'user', id: `usr_${w}` },
+              action: 'test.written',
+              outcome: 'success',
+              details: { w, i },
+            });
+            // Some transactions stay open a little: their events commit after later-dated ones.
+            if (i % 5 === 0) await sql`SELECT pg_sleep(0.01)`.execute(tx);
+          });
+        }
+      }),
+    );
+    for (const l of loops) await l.stop();
+    await s1.sealAll();
+    const r = await sql<{ n: number; d: number; max: number }>`SELECT count(*)::int AS n,
+      count(DISTINCT event_id)::int AS d, max(seq)::int AS max FROM audit_chain WHERE chain_id = ${org}`.execute(
+      t.db,
+    );
+    assert.deepEqual(r.rows[0], { n: 321, d: 321, max: 321 });
+    const v = await verifyChain(t.db, org);
+    assert.equal(v.ok, true, JSON.stringify(v.problems));
+  });
+});
+
+describe('audit chain: tampering is detected with the right sequence number', () => {
+  it('a changed field', async () => {
+    const { org, ids } = await seededChain(10);
+    await tamper(() => sql`UPDATE audit_events SET outcome = 'failed' WHERE id = ${ids[4]}`.execute(t.db));
+    const r = await verifyChain(t.db, org);
+    assert.equal(r.ok, false);
+    assert.equal(r.first_bad_seq, 5);
+    assert.equal(r.problems[0]?.kind, 'content_changed');
+  });
+
+  it('a changed details value, with the stored content hash recomputed by the attacker', async () => {
+    const { org, ids } = await seededChain(10);
+    await tamper(() =>
+      sql`UPDATE audit_events SET details = '{"n": 99}', content_hash = ${'a'.repeat(64)} WHERE id = ${ids[6]}`.execute(
+        t.db,
+      ),
+    );
+    const r = await verifyChain(t.db, org);
+    assert.equal(r.first_bad_seq, 7);
+    assert.equal(r.problems[0]?.kind, 'content_changed');
+  });
+
+  it('a deleted event', async () => {
+    const { org, ids } = await seededChain(10);
+    await tamper(() => sql`DELETE FROM audit_events WHERE id = ${ids[5]}`.execute(t.db));
+    const r = await verifyChain(t.db, org);
+    assert.equal(r.first_bad_seq, 6);
+    assert.equal(r.problems[0]?.kind, 'event_missing');
+  });
+
+  it('a deleted event together with its chain link', async () => {
+    const { org, ids } = await seededChain(10);
+    await tamper(async () => {
+      await sql`DELETE FROM audit_chain WHERE event_id = ${ids[5]}`.execute(t.db);
+      await sql`DELETE FROM audit_events WHERE id = ${ids[5]}`.execute(t.db);
+    });
+    const r = await verifyChain(t.db, org);
+    assert.equal(r.first_bad_seq, 6);
+    assert.equal(r.problems[0]?.kind, 'gap');
+  });
+
+  it('a forged event inserted among sealed ones', async () => {
+    const { org, ids } = await seededChain(10);
+    await tamper(() =>
+      sql`INSERT INTO audit_events (id, org_id, occurred_at, actor_type, actor_id, action, outcome)
+        SELECT 'evt_' || repeat('f', 32), org_id, occurred_at - interval '1 microsecond', 'user', 'usr_forger',
+          'invoice.voided', 'success'
+        FROM audit_events WHERE id = ${ids[4]}`.execute(t.db),
+    );
+    const clock = new TestClock();
+    clock.set(new Date(Date.now() + 2 * MINUTE).toISOString());
+    const r = await verifyChain(t.db, org, { clock });
+    assert.equal(r.ok, false);
+    assert.equal(r.first_bad_seq, 5);
+    assert.equal(r.problems[0]?.kind, 'inserted');
+  });
+
+  it('a forged event linked into the chain by the attacker (later links recomputed)', async () => {
+    const { org, ids } = await seededChain(10);
+    // The attacker inserts an event at seq 5 and rebuilds every later link: only the signed checkpoint can tell.
+    await tamper(async () => {
+      const forged = `evt_${'e'.repeat(32)}`;
+      await sql`INSERT INTO audit_events (id, org_id, occurred_at, actor_type, action, outcome)
+        VALUES (${forged}, ${org}, now(), 'system', 'invoice.voided', 'success')`.execute(t.db);
+      const rows = await sql<{ seq: string; event_id: string; content_hash: string }>`
+        SELECT seq::text AS seq, event_id, content_hash FROM audit_chain WHERE chain_id = ${org} ORDER BY seq`.execute(
+        t.db,
+      );
+      await sql`DELETE FROM audit_chain WHERE chain_id = ${org}`.execute(t.db);
+      const list = rows.rows.map((r) => ({ event_id: r.event_id, content: r.content_hash }));
+      list.splice(4, 0, { event_id: forged, content: 'c'.repeat(64) });
+      let prev = '0'.repeat(64);
+      for (const [i, e] of list.entries()) {
+        const h = chainHash(org, i + 1, e.event_id, e.content, prev);
+        await sql`INSERT INTO audit_chain (chain_id, org_id, seq, event_id, content_hash, prev_hash, chain_hash, sealed_at)
+          VALUES (${org}, ${org}, ${i + 1}, ${e.event_id}, ${e.content}, ${prev}, ${h}, now())`.execute(t.db);
+        prev = h;
+      }
+    });
+    const r = await verifyChain(t.db, org);
+    assert.equal(r.first_bad_seq, 5);
+    assert.equal(r.problems[0]?.kind, 'content_changed');
+    assert.ok(r.problems.some((p) => p.kind === 'checkpoint_mismatch'));
+    void ids;
+  });
+
+  it('two events swapped', async () => {
+    const { org, ids } = await seededChain(10);
+    await tamper(async () => {
+      const tmp = `evt_${'0'.repeat(32)}`;
+      await sql`UPDATE audit_chain SET event_id = ${tmp} WHERE event_id = ${ids[2]}`.execute(t.db);
+      await sql`UPDATE audit_chain SET event_id = ${ids[2]} WHERE event_id = ${ids[3]}`.execute(t.db);
+      await sql`UPDATE audit_chain SET event_id = ${ids[3]} WHERE event_id = ${tmp}`.execute(t.db);
+    });
+    const r = await verifyChain(t.db, org);
+    assert.equal(r.first_bad_seq, 3);
+    const kinds = r.problems.filter((p) => p.seq === 3).map((p) => p.kind);
+    assert.ok(kinds.includes('content_changed') || kinds.includes('chain_hash_mismatch'), kinds.join());
+  });
+
+  it('two events reordered in time', async () => {
+    const { org, ids } = await seededChain(10);
+    await tamper(() =>
+      sql`UPDATE audit_events a SET occurred_at = b.occurred_at FROM audit_events b
+        WHERE (a.id, b.id) IN ((${ids[6]}, ${ids[7]}), (${ids[7]}, ${ids[6]}))`.execute(t.db),
+    );
+    const r = await verifyChain(t.db, org);
+    assert.equal(r.first_bad_seq, 7);
+  });
+
+  it('a truncated tail, given an exported checkpoint file', async () => {
+    const { org } = await seededChain(10);
+    const file = parseCheckpointFile(JSON.stringify(await exportCheckpoints(t.db, [org])));
+    await tamper(async () => {
+      await sql`DELETE FROM audit_checkpoints WHERE chain_id = ${org} AND seq > 7`.execute(t.db);
+      await sql`DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_chain WHERE chain_id = ${org} AND seq > 7)`.execute(
+        t.db,
+      );
+      await sql`DELETE FROM audit_chain WHERE chain_id = ${org} AND seq > 7`.execute(t.db);
+    });
+    const without = await verifyChain(t.db, org);
+    assert.equal(without.ok, true, 'a clean cut is invisible without a checkpoint kept outside');
+    const r = await verifyChain(t.db, org, { checkpointFile: file });
+    assert.equal(r.ok, false);
+    assert.equal(r.first_bad_seq, 8);
+    assert.equal(r.problems[0]?.kind, 'truncated');
+  });
+
+  it('a forged checkpoint signature, and a checkpoint file signed by another key', async () => {
+    const { org } = await seededChain(5);
+    const file = parseCheckpointFile(JSON.stringify(await exportCheckpoints(t.db, [org])));
+    const cp = file.checkpoints.find((c) => c.chain_id === org);
+    assert.ok(cp);
+    cp.chain_hash = 'b'.repeat(64);
+    const r = await verifyChain(t.db, org, { checkpointFile: file });
+    assert.equal(r.problems[0]?.kind, 'bad_signature');
+    await tamper(() =>
+      sql`UPDATE audit_checkpoints SET chain_hash = ${'d'.repeat(64)} WHERE chain_id = ${org}`.execute(t.db),
+    );
+    const r2 = await verifyChain(t.db, org);
+    assert.equal(r2.ok, false);
+    assert.equal(r2.first_bad_seq, 5);
+  });
+
+  it('an event left unsealed for over a minute is reported', async () => {
+    const org = (await createOrg(t.db, { name: 'Stalled', baseCurrency: 'EUR' })).id;
+    const clock = new TestClock();
+    clock.set(new Date(Date.now() + 2 * MINUTE).toISOString());
+    const r = await verifyChain(t.db, org, { clock });
+    assert.equal(r.ok, false);
+    assert.equal(r.unsealed_overdue, 1);
+    assert.equal(r.problems[0]?.kind, 'unsealed');
+    assert.equal(r.first_bad_seq, 1);
+    const fresh = await verifyChain(t.db, org);
+    assert.equal(fresh.ok, true, 'a young unsealed event is not a problem');
+  });
+});
