@@ -585,13 +585,19 @@ export async function verifyChain(
       let prev = GENESIS_HASH;
       let sealed = 0;
       let after = 0;
-      for (;;) {
-        const page = await sql<VerifyRow>`
+      const fetchPage = (from: number) =>
+        sql<VerifyRow>`
           SELECT c.seq::text AS seq, c.event_id, c.content_hash AS c_content, c.prev_hash, c.chain_hash,
             ${EVENT_COLUMNS}, e.content_hash
           FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id
-          WHERE c.chain_id = ${chainId} AND c.seq > ${after}
+          WHERE c.chain_id = ${chainId} AND c.seq > ${from}
           ORDER BY c.seq LIMIT ${pageSize}`.execute(tx);
+      let next = fetchPage(0);
+      for (;;) {
+        const page = await next;
+        // Read the next page while this one is hashed: the database and the hashing overlap.
+        const lastSeq = Number(page.rows.at(-1)?.seq ?? 0);
+        if (page.rows.length === pageSize) next = fetchPage(lastSeq);
         for (const r of page.rows) {
           const seq = Number(r.seq);
           sealed++;

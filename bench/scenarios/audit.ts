@@ -1,0 +1,162 @@
+import { sql } from 'kysely';
+import { inOrg } from '../../src/adapters/db/index.js';
+import { auditContentHash, type CanonicalAuditEvent, isoMicros, recordAudit } from '../../src/app/audit.js';
+import { AuditSealer, chainHash, GENESIS_HASH, verifyChain } from '../../src/app/audit-chain.js';
+import { createOrg } from '../../src/app/orgs.js';
+import { type BenchContext, percentile, type Scenario } from '../harness.js';
+
+const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000);
+const CHUNK = 10_000;
+
+/**
+ * Verify speed: a chain of BENCH_AUDIT_EVENTS events (default 1,000,000), seeded in bulk
+ * (events and chain rows built like the writers and the sealer would, inserted with
+ * INSERT … SELECT FROM unnest(…) in chunks), then `verifyChain` over all of it.
+ */
+async function verifySpeed(ctx: BenchContext) {
+  const { db } = await ctx.freshDatabase();
+  const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
+  // Seal the org.created event first so the seeded events continue its chain.
+  await new AuditSealer(db).sealAll();
+  const head = await sql<{
+    chain_hash: string;
+  }>`SELECT chain_hash FROM audit_chain WHERE chain_id = ${org.id}`.execute(db);
+  let prev = head.rows[0]?.chain_hash ?? GENESIS_HASH;
+  let seq = 1;
+  const t0 = Date.now() + 1000;
+  const seedStart = process.hrtime.bigint();
+  for (let base = 0; base < EVENTS; base += CHUNK) {
+    const n = Math.min(CHUNK, EVENTS - base);
+    const ev: Record<string, (string | null)[]> = {
+      id: [],
+      at: [],
+      actor: [],
+      action: [],
+      target: [],
+      request: [],
+      ip: [],
+      details: [],
+      hash: [],
+    };
+    const ch: Record<string, string[]> = { seq: [], event: [], content: [], prev: [], hash: [] };
+    for (let i = 0; i < n; i++) {
+      const k = base + i;
+      const e: CanonicalAuditEvent = {
+        id: `evt_${k.toString(36).padStart(32, '0')}`,
+        org_id: org.id,
+        occurred_at: isoMicros(new Date(t0 + k)),
+        actor_type: 'user',
+        actor_id: `usr_${(k % 50).toString(36).padStart(32, '0')}`,
+        session_id: null,
+        action: k % 10 === 0 ? 'invoice.finalized' : 'invoice.created',
+        target_type: 'invoice',
+        target_id: `inv_${k.toString(36).padStart(32, '0')}`,
+        outcome: 'success',
+        request_id: `req_${k.toString(36).padStart(32, '0')}`,
+        ip: '192.0.2.10',
+        user_agent: null,
+        details: { lines: k % 7, currency: 'EUR', total: k * 100 },
+      };
+      const content = auditContentHash(e);
+      seq++;
+      const hash = chainHash(org.id, seq, e.id, content, prev);
+      ev.id?.push(e.id);
+      ev.at?.push(e.occurred_at);
+      ev.actor?.push(e.actor_id);
+      ev.action?.push(e.action);
+      ev.target?.push(e.target_id);
+      ev.request?.push(e.request_id);
+      ev.ip?.push(e.ip);
+      ev.details?.push(JSON.stringify(e.details));
+      ev.hash?.push(content);
+      ch.seq?.push(String(seq));
+      ch.event?.push(e.id);
+      ch.content?.push(content);
+      ch.prev?.push(prev);
+      ch.hash?.push(hash);
+      prev = hash;
+    }
+    await sql`INSERT INTO audit_events (id, org_id, occurred_at, actor_type, actor_id, action, target_type, target_id,
+        outcome, request_id, ip, details, content_hash)
+      SELECT id, ${org.id}, at, 'user', actor, action, 'invoice', target, 'success', request, ip, details::jsonb, hash
+      FROM unnest(${ev.id}::text[], ${ev.at}::timestamptz[], ${ev.actor}::text[], ${ev.action}::text[], ${ev.target}::text[],
+        ${ev.request}::text[], ${ev.ip}::text[], ${ev.details}::text[], ${ev.hash}::text[])
+        AS t(id, at, actor, action, target, request, ip, details, hash)`.execute(db);
+    await sql`INSERT INTO audit_chain (chain_id, org_id, seq, event_id, content_hash, prev_hash, chain_hash, sealed_at)
+      SELECT ${org.id}, ${org.id}, s, ev, c, p, h, now()
+      FROM unnest(${ch.seq}::bigint[], ${ch.event}::text[], ${ch.content}::text[], ${ch.prev}::text[], ${ch.hash}::text[])
+        AS t(s, ev, c, p, h)`.execute(db);
+  }
+  const seedSecs = Number(process.hrtime.bigint() - seedStart) / 1e9;
+  await sql`ANALYZE audit_events`.execute(db);
+  await sql`ANALYZE audit_chain`.execute(db);
+  const start = process.hrtime.bigint();
+  const report = await verifyChain(db, org.id, { clock: { now: () => new Date(t0 + EVENTS + 1000) } });
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  if (!report.ok) throw new Error(`the seeded chain does not verify: ${JSON.stringify(report.problems[0])}`);
+  return {
+    value: report.sealed / secs,
+    extra: { events: report.sealed, verify_s: Number(secs.toFixed(2)), seed_s: Number(seedSecs.toFixed(1)) },
+  };
+}
+
+/** Sealing lag (sealed_at − occurred_at) while 16 clients write audited transactions as fast as they can. */
+async function sealingLag(ctx: BenchContext) {
+  const { db } = await ctx.freshDatabase();
+  const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
+  const intervalMs = Number(process.env.BENCH_AUDIT_SEAL_INTERVAL_MS ?? 1000);
+  const sealer = new AuditSealer(db);
+  const loop = sealer.start(intervalMs, (e) => {
+    throw e;
+  });
+  const durationMs = 5000;
+  const start = Date.now();
+  let written = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, w) => {
+      while (Date.now() - start < durationMs) {
+        await inOrg(db, org.id, (tx) =>
+          recordAudit(tx, {
+            orgId: org.id,
+            actor: { kind: 'user', id: `usr_${w}` },
+            action: 'invoice.created',
+            target: { type: 'invoice', id: `inv_${written}` },
+            outcome: 'success',
+            details: { w },
+          }),
+        );
+        written++;
+      }
+    }),
+  );
+  const writeSecs = (Date.now() - start) / 1000;
+  // Wait until everything written is sealed.
+  for (;;) {
+    const r = await sql<{ n: number }>`SELECT count(*)::int AS n FROM audit_events e
+      WHERE e.org_id = ${org.id} AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)`.execute(
+      db,
+    );
+    if ((r.rows[0]?.n ?? 0) === 0) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  await loop.stop();
+  const lags = await sql<{
+    ms: number;
+  }>`SELECT extract(epoch FROM c.sealed_at - e.occurred_at)::float8 * 1000 AS ms
+    FROM audit_chain c JOIN audit_events e ON e.id = c.event_id WHERE c.chain_id = ${org.id}`.execute(db);
+  const ms = lags.rows.map((r) => r.ms);
+  return {
+    value: percentile(ms, 99),
+    extra: {
+      p50_ms: Number(percentile(ms, 50).toFixed(1)),
+      max_ms: Number(Math.max(...ms).toFixed(1)),
+      writes_per_s: Math.round(written / writeSecs),
+      seal_interval_ms: intervalMs,
+    },
+  };
+}
+
+export const scenarios: Scenario[] = [
+  { name: 'audit.verify', unit: 'events/s', needsDb: true, run: verifySpeed },
+  { name: 'audit.sealing_lag.16_writers', unit: 'ms p99', needsDb: true, run: sealingLag },
+];
