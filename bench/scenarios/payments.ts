@@ -1,52 +1,15 @@
 // Payment throughput through the real HTTP API: record a payment and allocate it (automatically,
 // oldest due first) with 16 clients, each paying down its own customer's open invoices. Every
 // request locks the invoices, posts a journal entry, encrypts the reference and writes the audit.
-import { randomBytes } from 'node:crypto';
-import { createFieldCipher } from '../../src/adapters/crypto/field-cipher.js';
-import { LocalKeyProvider } from '../../src/adapters/crypto/key-provider.js';
-import { ARGON2_DEFAULTS, createPasswordHasher } from '../../src/adapters/crypto/passwords.js';
-import { createTotp } from '../../src/adapters/crypto/totp.js';
-import { createWebAuthn, relyingPartyFromUrl } from '../../src/adapters/crypto/webauthn.js';
-import { createApiKeyAsOperator } from '../../src/app/api-keys.js';
-import { createOrg } from '../../src/app/orgs.js';
-import { systemClock } from '../../src/app/ports.js';
-import type { IdentityDeps } from '../../src/app/sessions.js';
-import { buildApp } from '../../src/http/app.js';
 import { type BenchContext, percentile, type Scenario } from '../harness.js';
+import { serveBenchApi } from '../http.js';
 
 const CLIENTS = 16;
 
 async function recordAndAllocate(ctx: BenchContext) {
   const { db } = await ctx.freshDatabase();
-  const identity: IdentityDeps = {
-    db,
-    clock: systemClock,
-    cipher: createFieldCipher(new LocalKeyProvider([randomBytes(32)], 'bench')),
-    passwords: createPasswordHasher(ARGON2_DEFAULTS),
-    totp: createTotp(),
-    webauthn: createWebAuthn(relyingPartyFromUrl('http://localhost:3000')),
-    sessionLimits: { idleMinutes: 15, absoluteHours: 12 },
-  };
-  const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
-  const key = await createApiKeyAsOperator(identity, org.id, { name: 'bench' });
-  const app = await buildApp({
-    db,
-    identity,
-    readiness: async () => ({ database: true, migrations: 'current' }),
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = app.server.address();
-  const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  const call = async (path: string, body: unknown) => {
-    const r = await fetch(`${base}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const json = (await r.json()) as Record<string, unknown>;
-    if (r.status !== 200) throw new Error(`POST ${path} → ${r.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const { app, call: send } = await serveBenchApi(db);
+  const call = (path: string, body: unknown) => send('POST', path, body);
   try {
     const customers: string[] = [];
     for (let i = 0; i < CLIENTS; i++) {
