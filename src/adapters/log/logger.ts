@@ -28,11 +28,16 @@ export const REDACT_PATHS = [
 
 export type { Logger };
 
-/** Strips the query string: URLs may carry identifiers we do not want in logs. */
-function pathOnly(url: string | undefined): string | undefined {
+/**
+ * Strips the query string (URLs may carry identifiers we do not want in logs) and masks long
+ * digit runs in the path: the access log is written before the card-number guard refuses one.
+ */
+export function pathOnly(url: string | undefined): string | undefined {
   if (!url) return url;
   const q = url.indexOf('?');
-  return q === -1 ? url : `${url.slice(0, q)}?…`;
+  const path = q === -1 ? url : url.slice(0, q);
+  const masked = path.replace(/\d(?:[\d ._%-]|%20){11,}\d/g, '[digits]');
+  return q === -1 ? masked : `${masked}?…`;
 }
 
 /** The structured JSON logger, with the redaction list and PII-free request serializers. */
