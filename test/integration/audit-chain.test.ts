@@ -144,25 +144,30 @@ describe('audit chain: sealing', () => {
     const org = (await createOrg(t.db, { name: 'Load', baseCurrency: 'EUR' })).id;
     const s1 = new AuditSealer(t.db, { batchSize: 13 });
     const s2 = new AuditSealer(t.db, { batchSize: 50 });
-    const loops = [s1.start(5, (e) => assert.fail(String(e))), s2.start(7, (e) => assert.fail(String(e)))];
-    await Promise.all(
-      Array.from({ length: 16 }, async (_, w) => {
-        for (let i = 0; i < 20; i++) {
-          await inOrg(t.db, org, async (tx) => {
-            await recordAudit(tx, {
-              orgId: org,
-              actor: { kind: 'user', id: `usr_${w}` },
-              action: 'test.written',
-              outcome: 'success',
-              details: { w, i },
+    const errors: unknown[] = [];
+    const loops = [s1.start(5, (e) => errors.push(e)), s2.start(7, (e) => errors.push(e))];
+    try {
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, w) => {
+          for (let i = 0; i < 20; i++) {
+            await inOrg(t.db, org, async (tx) => {
+              await recordAudit(tx, {
+                orgId: org,
+                actor: { kind: 'user', id: `usr_${w}` },
+                action: 'test.written',
+                outcome: 'success',
+                details: { w, i },
+              });
+              // Some transactions stay open a little: their events commit after later-dated ones.
+              if (i % 5 === 0) await sql`SELECT pg_sleep(0.01)`.execute(tx);
             });
-            // Some transactions stay open a little: their events commit after later-dated ones.
-            if (i % 5 === 0) await sql`SELECT pg_sleep(0.01)`.execute(tx);
-          });
-        }
-      }),
-    );
-    for (const l of loops) await l.stop();
+          }
+        }),
+      );
+    } finally {
+      for (const l of loops) await l.stop();
+    }
+    assert.deepEqual(errors, []);
     await s1.sealAll();
     const r = await sql<{ n: number; d: number; max: number }>`SELECT count(*)::int AS n,
       count(DISTINCT event_id)::int AS d, max(seq)::int AS max FROM audit_chain WHERE chain_id = ${org}`.execute(
