@@ -19,12 +19,7 @@ import {
   type InvoiceState,
   type InvoiceStatus,
 } from '../domain/invoice-transitions.js';
-import {
-  type JournalEntry,
-  postInvoiceFinalized,
-  postInvoiceUncollectible,
-  postInvoiceVoided,
-} from '../domain/ledger.js';
+import { type JournalEntry, postInvoiceUncollectible, postInvoiceVoided } from '../domain/ledger.js';
 import { assertCurrency, type RoundingMode } from '../domain/money.js';
 import type { TaxRateInput } from '../domain/tax.js';
 import { recordAudit } from './audit.js';
@@ -171,7 +166,7 @@ export async function resolveLines(tx: Tx, currency: string, lines: LineInput[])
   return lines.map((l, i) => {
     const param = `lines.${i}`;
     const product = l.product ? products.find((p) => p.id === l.product) : undefined;
-    if (l.product && (!product || !product.active)) {
+    if (l.product && !product?.active) {
       throw new DomainError('validation_failed', 'No such active product.', `${param}.product`);
     }
     const price = product ? prices.find((p) => p.product_id === product.id) : undefined;
@@ -196,7 +191,7 @@ export async function resolveLines(tx: Tx, currency: string, lines: LineInput[])
     const ids = l.tax_rates ?? product?.tax_rate_ids ?? [];
     const taxRates = ids.map((id, j) => {
       const r = rateById.get(id);
-      if (!r || !r.active)
+      if (!r?.active)
         throw new DomainError('validation_failed', 'No such active tax rate.', `${param}.tax_rates.${j}`);
       return {
         id: r.id,

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { createOrg } from '../../src/app/orgs.js';
-import { systemClock } from '../../src/app/ports.js';
 import { newId } from '../../src/domain/ids.js';
-import type { Actor, Role } from '../../src/domain/permissions.js';
+import type { Role } from '../../src/domain/permissions.js';
 import type { BuiltApp } from '../../src/http/app.js';
-import { buildTestApp } from '../helpers/app.js';
 import { actorHeader, addMember, buildBillingApp } from '../helpers/billing.js';
-import { testCipher } from '../helpers/crypto.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 let t: TestDatabase;
