@@ -30,7 +30,15 @@ export function badCursor(): DomainError {
 }
 
 /** Tables listed newest first by (created_at, id). */
-type Listable = 'customers' | 'invoices' | 'quotes' | 'credit_notes' | 'products' | 'tax_rates';
+type Listable =
+  | 'customers'
+  | 'invoices'
+  | 'quotes'
+  | 'credit_notes'
+  | 'products'
+  | 'tax_rates'
+  | 'payments'
+  | 'refunds';
 
 /**
  * One page of a filtered list, newest first, keyset-paginated on (created_at, id) after the

@@ -22,7 +22,7 @@ import type { Ctx } from './context.js';
 import { type BillingDeps, creditBalance, customerResource } from './customers.js';
 import { amount, isoDay } from './invoices.js';
 import { postEntry } from './ledger.js';
-import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
+import { fetchPage, type ListPage, type PageParams } from './pagination.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type PaymentRow = Selectable<PaymentsTable>;
@@ -500,26 +500,11 @@ export async function listPayments(
   ctx: Ctx,
   f: PageParams & { customer?: string },
 ): Promise<ListPage<PaymentView>> {
-  const limit = pageLimit(f);
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'payments:read');
     let q = tx.selectFrom('payments').selectAll();
     if (f.customer) q = q.where('customer_id', '=', f.customer);
-    if (f.starting_after) {
-      const cursor = await q
-        .clearSelect()
-        .select(['created_at', 'id'])
-        .where('id', '=', f.starting_after)
-        .executeTakeFirst();
-      if (!cursor) throw badCursor();
-      q = q.where(sql<boolean>`(created_at, id) < (${cursor.created_at}, ${cursor.id})`);
-    }
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute();
-    const page = rows.slice(0, limit);
+    const { rows: page, has_more } = await fetchPage(q, f);
     const allocations = await allocationsOf(
       tx,
       page.map((r) => r.id),
@@ -534,7 +519,7 @@ export async function listPayments(
           allocations.filter((a) => a.payment_id === r.id),
         ),
       );
-    return { object: 'list', data, has_more: rows.length > limit };
+    return { object: 'list', data, has_more };
   });
 }
 

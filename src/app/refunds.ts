@@ -12,7 +12,7 @@ import type { Ctx } from './context.js';
 import { type BillingDeps, customerResource } from './customers.js';
 import { amount } from './invoices.js';
 import { postEntry } from './ledger.js';
-import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
+import { fetchPage, type ListPage, type PageParams } from './pagination.js';
 import { creditPosition, lockCustomer, lockUnappliedPayments, personOf } from './payments.js';
 
 type RefundRow = Selectable<RefundsTable>;
@@ -370,27 +370,13 @@ export async function listRefunds(
   ctx: Ctx,
   f: PageParams & { status?: RefundRow['status'] },
 ): Promise<ListPage<RefundView>> {
-  const limit = pageLimit(f);
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     await authorize(tx, ctx, 'payments:read');
     let q = tx.selectFrom('refunds').selectAll();
     if (f.status) q = q.where('status', '=', f.status);
-    if (f.starting_after) {
-      const cursor = await q
-        .clearSelect()
-        .select(['created_at', 'id'])
-        .where('id', '=', f.starting_after)
-        .executeTakeFirst();
-      if (!cursor) throw badCursor();
-      q = q.where(sql<boolean>`(created_at, id) < (${cursor.created_at}, ${cursor.id})`);
-    }
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute();
+    const { rows, has_more } = await fetchPage(q, f);
     const data: RefundView[] = [];
-    for (const r of rows.slice(0, limit)) data.push(await view(deps, tx, r));
-    return { object: 'list', data, has_more: rows.length > limit };
+    for (const r of rows) data.push(await view(deps, tx, r));
+    return { object: 'list', data, has_more };
   });
 }
