@@ -78,6 +78,27 @@ async function ipWindow(tx: Tx, ip: string | null | undefined) {
   return row ? { failures: row.failures, windowStartedAt: row.window_started_at } : null;
 }
 
+/** Books a failed second-factor step; only a wrong code or assertion counts toward the lock. */
+async function refuseSecondFactor(
+  deps: IdentityDeps,
+  result: Failure,
+  how: { lockOn: string; action: string },
+  meta: RequestMeta,
+): Promise<void> {
+  const f = result as { failed: string; userId: string | null; orgId: string | null };
+  await recordFailure(
+    deps,
+    {
+      userId: f.userId,
+      orgId: f.orgId,
+      reason: f.failed,
+      countTowardLock: f.failed === how.lockOn,
+      action: how.action,
+    },
+    meta,
+  );
+}
+
 /**
  * Books one failed attempt: the per-IP window, the account's consecutive failures (and its
  * lock), and an audit event. Runs in its own transaction so it commits although the login fails.
@@ -445,18 +466,7 @@ export async function verifyMfa(
     };
   });
   if (isFailure(result)) {
-    const f = result as { failed: string; userId: string | null; orgId: string | null };
-    await recordFailure(
-      deps,
-      {
-        userId: f.userId,
-        orgId: f.orgId,
-        reason: f.failed,
-        countTowardLock: f.failed === 'bad_code',
-        action: 'auth.mfa_failed',
-      },
-      meta,
-    );
+    await refuseSecondFactor(deps, result, { lockOn: 'bad_code', action: 'auth.mfa_failed' }, meta);
     throw new DomainError('invalid_credentials', 'The code is incorrect or has expired.');
   }
   return result;
@@ -1302,18 +1312,7 @@ export async function loginWithPasskey(
     };
   });
   if (isFailure(result)) {
-    const f = result as { failed: string; userId: string | null; orgId: string | null };
-    await recordFailure(
-      deps,
-      {
-        userId: f.userId,
-        orgId: f.orgId,
-        reason: f.failed,
-        countTowardLock: f.failed === 'bad_assertion',
-        action: 'auth.passkey_failed',
-      },
-      meta,
-    );
+    await refuseSecondFactor(deps, result, { lockOn: 'bad_assertion', action: 'auth.passkey_failed' }, meta);
     throw new DomainError('invalid_credentials', 'The passkey could not be verified.');
   }
   return result;
