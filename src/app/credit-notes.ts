@@ -19,6 +19,7 @@ import { type BillingDeps, customerResource } from './customers.js';
 import { amount, isoDay, orgPattern, takeSequence, totalsOf } from './invoices.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
+import { creditNoteObject, emitEvent, invoiceObject } from './webhooks.js';
 
 export const CREDIT_REASONS = [
   'duplicate',
@@ -224,6 +225,8 @@ export async function createCreditNote(
         })
         .where('id', '=', invoice.id)
         .execute();
+      if (next.status === 'paid')
+        await emitEvent(tx, ctx.actor.orgId, 'invoice.paid', invoiceObject({ ...invoice, ...next }), now);
     }
     if (entry) await postEntry(tx, ctx.actor.orgId, entry, now);
     await recordAudit(tx, {
@@ -295,6 +298,7 @@ export async function createCreditNote(
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    await emitEvent(tx, ctx.actor.orgId, 'credit_note.created', creditNoteObject(row), now);
     return view(row);
   });
 }

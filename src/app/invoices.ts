@@ -33,6 +33,7 @@ import {
 } from './customers.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
+import { emitEvent, invoiceObject } from './webhooks.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type LineRow = Selectable<InvoiceLinesTable>;
@@ -826,6 +827,9 @@ export async function finalizeInvoice(
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
+    await emitEvent(tx, row.org_id, 'invoice.finalized', invoiceObject(finalized), now);
+    if (finalized.status === 'paid')
+      await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject(finalized), now);
     return view(deps, tx, ctx, finalized, lines);
   });
 }
@@ -895,6 +899,13 @@ async function transition(
       meta: ctx.meta,
       details: { from: row.status, amount_remaining: row.amount_remaining.toString() },
     });
+    await emitEvent(
+      tx,
+      row.org_id,
+      action.type === 'void' ? 'invoice.voided' : 'invoice.marked_uncollectible',
+      invoiceObject(updated),
+      now,
+    );
     return view(deps, tx, ctx, updated, lines);
   });
 }

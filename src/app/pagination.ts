@@ -38,7 +38,9 @@ type Listable =
   | 'products'
   | 'tax_rates'
   | 'payments'
-  | 'refunds';
+  | 'refunds'
+  | 'webhook_endpoints'
+  | 'webhook_deliveries';
 
 /**
  * One page of a filtered list, newest first, keyset-paginated on (created_at, id) after the

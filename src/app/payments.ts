@@ -23,6 +23,7 @@ import { type BillingDeps, creditBalance, customerResource } from './customers.j
 import { amount, isoDay } from './invoices.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, type PageParams } from './pagination.js';
+import { emitEvent, invoiceObject, paymentObject } from './webhooks.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type PaymentRow = Selectable<PaymentsTable>;
@@ -118,6 +119,8 @@ export async function saveInvoiceState(tx: Tx, row: InvoiceRow, next: InvoiceSta
     })
     .where('id', '=', row.id)
     .execute();
+  if (next.status === 'paid' && row.status !== 'paid')
+    await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject({ ...row, ...next }), now);
 }
 
 /**
@@ -452,6 +455,7 @@ export async function recordPayment(deps: BillingDeps, ctx: Ctx, input: PaymentI
           .execute()
       : [];
     if (entry) await postEntry(tx, ctx.actor.orgId, entry, now);
+    await emitEvent(tx, ctx.actor.orgId, 'payment.received', paymentObject(row, allocations), now);
     await recordAudit(tx, {
       orgId: ctx.actor.orgId,
       actor: ctx.actor,

@@ -14,6 +14,7 @@ import { amount } from './invoices.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, type PageParams } from './pagination.js';
 import { creditPosition, lockCustomer, lockUnappliedPayments, personOf } from './payments.js';
+import { emitEvent, refundObject } from './webhooks.js';
 
 type RefundRow = Selectable<RefundsTable>;
 type PaymentRow = Selectable<PaymentsTable>;
@@ -155,6 +156,7 @@ async function post(tx: Tx, ctx: Ctx, r: RefundRow, now: Date): Promise<void> {
     'customer_credit',
   );
   if (entry) await postEntry(tx, ctx.actor.orgId, entry, now);
+  await emitEvent(tx, ctx.actor.orgId, 'refund.posted', refundObject({ ...r, status: 'posted' }), now);
 }
 
 /**
@@ -249,6 +251,7 @@ export async function createRefund(deps: BillingDeps, ctx: Ctx, input: RefundInp
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    await emitEvent(tx, ctx.actor.orgId, 'refund.created', refundObject(row), now);
     if (!needsApproval) await post(tx, ctx, row, now);
     await recordAudit(tx, {
       orgId: ctx.actor.orgId,
@@ -321,6 +324,7 @@ export async function approveRefund(deps: BillingDeps, ctx: Ctx, id: string): Pr
       meta: ctx.meta,
       details: { amount: row.amount.toString(), currency: row.currency, requested_by: row.requested_by },
     });
+    await emitEvent(tx, ctx.actor.orgId, 'refund.approved', refundObject(updated), now);
     return view(deps, tx, updated);
   });
 }

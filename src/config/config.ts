@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowList } from '../adapters/net/ssrf.js';
 
 /** A configuration problem, reported as one line naming the variable; never a stack trace. */
 export class ConfigError extends Error {
@@ -64,6 +65,18 @@ const schema = z.object({
   BILLVAULT_AUDIT_SEAL_INTERVAL_MS: intIn(100, 60_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_EVERY: intIn(1, 10_000_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_MINUTES: intIn(1, 24 * 60).default(10),
+  BILLVAULT_DEV_MODE: boolish.default(false),
+  BILLVAULT_WEBHOOK_ALLOW_HOSTS: z
+    .string()
+    .default('')
+    .superRefine((v, c) => {
+      try {
+        parseAllowList(v);
+      } catch (e) {
+        c.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
+  BILLVAULT_WEBHOOK_DISPATCH_INTERVAL_MS: intIn(100, 60_000).default(1000),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -83,6 +96,10 @@ export interface Config {
   dbPoolSize: number;
   /** The audit chain sealer in `serve`, and how often it signs a checkpoint (every N events or T minutes). */
   audit: { sealIntervalMs: number; checkpointEvery: number; checkpointMinutes: number };
+  /** Development mode: outbound webhooks may call http://localhost (never on by default). */
+  devMode: boolean;
+  /** Outbound webhooks: SSRF exceptions (host names, addresses, CIDRs) and the dispatcher's interval. */
+  webhooks: { allowHosts: string; dispatchIntervalMs: number };
 }
 
 const KEYS = Object.keys(schema.shape) as (keyof RawConfig)[];
@@ -161,6 +178,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       sealIntervalMs: raw.BILLVAULT_AUDIT_SEAL_INTERVAL_MS,
       checkpointEvery: raw.BILLVAULT_AUDIT_CHECKPOINT_EVERY,
       checkpointMinutes: raw.BILLVAULT_AUDIT_CHECKPOINT_MINUTES,
+    },
+    devMode: raw.BILLVAULT_DEV_MODE,
+    webhooks: {
+      allowHosts: raw.BILLVAULT_WEBHOOK_ALLOW_HOSTS,
+      dispatchIntervalMs: raw.BILLVAULT_WEBHOOK_DISPATCH_INTERVAL_MS,
     },
   };
 }

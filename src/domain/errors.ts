@@ -52,6 +52,7 @@ export const ERROR_CODES = [
   'credit_insufficient',
   'amount_exceeds_refundable',
   'ledger_entry_invalid',
+  'webhook_url_forbidden',
   // 429
   'rate_limited',
   // 500

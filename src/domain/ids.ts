@@ -29,6 +29,8 @@ export const ID_PREFIXES = {
   recovery_code: 'rcv',
   data_key: 'dk',
   contact: 'ctc',
+  webhook_endpoint: 'we',
+  webhook_delivery: 'whd',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

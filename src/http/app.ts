@@ -10,6 +10,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Db } from '../adapters/db/index.js';
 import type { Logger } from '../adapters/log/logger.js';
+import type { Lookup, SsrfPolicy } from '../adapters/net/ssrf.js';
 import type { Ctx } from '../app/context.js';
 import type { BillingDeps } from '../app/customers.js';
 import { recordDenied } from '../app/denials.js';
@@ -34,6 +35,7 @@ import { refundRoutes } from './routes/refunds.js';
 import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
 import { taxRateRoutes } from './routes/tax-rates.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { SECURITY_HEADERS } from './security.js';
 
 export interface Readiness {
@@ -57,6 +59,8 @@ export interface AppDeps {
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
   /** Customers, catalog and documents; defaults to the identity deps' cipher and clock. */
   billing?: BillingDeps;
+  /** Outbound webhooks: the SSRF policy for endpoint URLs (default: https to public addresses only). */
+  webhooks?: { ssrf: SsrfPolicy; lookup?: Lookup };
   /** More route modules (later features). */
   plugins?: ((app: App, deps: AppDeps) => void)[];
 }
@@ -194,6 +198,7 @@ export async function buildApp(deps: AppDeps) {
     quoteRoutes(app, billing);
     paymentRoutes(app, billing);
     refundRoutes(app, billing);
+    webhookRoutes(app, { ...billing, ...deps.webhooks });
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

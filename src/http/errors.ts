@@ -44,6 +44,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   numbering_pattern_invalid: 422,
   credit_insufficient: 422,
   amount_exceeds_refundable: 422,
+  webhook_url_forbidden: 422,
   ledger_entry_invalid: 500,
   rate_limited: 429,
   internal_error: 500,

@@ -7,9 +7,11 @@ import { createPasswordHasher } from '../adapters/crypto/passwords.js';
 import { createTotp } from '../adapters/crypto/totp.js';
 import { createWebAuthn, relyingPartyFromUrl } from '../adapters/crypto/webauthn.js';
 import { migrationStatus } from '../adapters/db/index.js';
+import { parseAllowList, type SsrfPolicy } from '../adapters/net/ssrf.js';
 import { AuditSealer } from '../app/audit-chain.js';
 import { type Clock, type FieldCipher, systemClock } from '../app/ports.js';
 import type { IdentityDeps } from '../app/sessions.js';
+import { WebhookDispatcher } from '../app/webhook-dispatcher.js';
 import { type Config, ConfigError } from '../config/config.js';
 import { type BuiltApp, buildApp, type Readiness } from '../http/app.js';
 import type { Runtime } from './runtime.js';
@@ -81,12 +83,15 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
   const tls = config.tls
     ? { cert: readFileSync(config.tls.certPath), key: readFileSync(config.tls.keyPath) }
     : undefined;
+  const identity = await createIdentityDeps(rt);
+  const ssrf: SsrfPolicy = { devMode: config.devMode, allow: parseAllowList(config.webhooks.allowHosts) };
   const app = await buildApp({
     db: rt.database.db,
     logger: rt.logger,
     bodyLimitBytes: config.bodyLimitBytes,
     readiness,
-    identity: await createIdentityDeps(rt),
+    identity,
+    webhooks: { ssrf },
     hsts: Boolean(tls) || config.behindTlsProxy,
     ...(tls
       ? { serverFactory: (handler) => https.createServer({ ...tls, minVersion: 'TLSv1.2' }, handler) }
@@ -106,13 +111,27 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
   const sealing = sealer.start(config.audit.sealIntervalMs, (e) =>
     rt.logger.error({ component: 'audit-sealer', error: (e as Error).message }, 'audit sealing failed'),
   );
+  // The outbound webhook dispatcher: drains the delivery outbox, sending outside transactions.
+  const dispatcher = new WebhookDispatcher(rt.database.db, identity.cipher, {
+    ssrf,
+    onFailure: (f) => rt.logger.warn({ component: 'webhook-dispatcher', ...f }, 'webhook delivery failed'),
+  });
+  const dispatching = dispatcher.start(config.webhooks.dispatchIntervalMs, (e) =>
+    rt.logger.error(
+      { component: 'webhook-dispatcher', error: (e as Error).message },
+      'webhook dispatch failed',
+    ),
+  );
   return {
     app,
     url,
     // Stop the sealer without waiting for a pass in flight: one batch is one transaction, so a
     // pass cut short by the closing pool loses nothing (and shutdown timing stays as it was).
-    close: () => {
+    // The dispatcher is awaited: a send in flight finishes (within its timeout) and records
+    // its outcome; an unrecorded one would be sent again after its lease, never lost.
+    close: async () => {
       void sealing.stop();
+      await dispatching.stop();
       return app.close();
     },
   };

@@ -35,3 +35,17 @@ export const customersCrypto = encryptedTable({
     notes: 'notes_enc',
   },
 });
+
+/**
+ * Outbound webhook endpoints: the URL (it can carry a receiver's token) and the signing secret
+ * (the sender needs it in clear, so it is encrypted rather than hashed), under the org's key.
+ */
+export const webhookEndpointsCrypto = encryptedTable({
+  table: 'webhook_endpoints',
+  idColumn: 'id',
+  orgColumn: 'org_id',
+  fields: {
+    url: 'url_enc',
+    secret: 'secret_enc',
+  },
+});

@@ -1,5 +1,6 @@
 import type { ColumnType, Generated } from 'kysely';
 import type { BillingTables } from './schema-billing.js';
+import type { WebhookTables } from './schema-webhooks.js';
 
 /** Row types of the tables, for the typed query builder. One interface per table. */
 export interface OrgsTable {
@@ -239,7 +240,7 @@ export interface OutboxTable {
   sent_at: Date | null;
 }
 
-export interface DB extends BillingTables {
+export interface DB extends BillingTables, WebhookTables {
   orgs: OrgsTable;
   org_settings: OrgSettingsTable;
   audit_events: AuditEventsTable;

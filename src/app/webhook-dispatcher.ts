@@ -1,0 +1,389 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { sql } from 'kysely';
+import { webhookEndpointsCrypto } from '../adapters/crypto/encrypted-tables.js';
+import { APP_ROLE, type Db, inOrg } from '../adapters/db/index.js';
+import {
+  bareHost,
+  type Lookup,
+  pinnedLookup,
+  resolveTarget,
+  SsrfError,
+  type SsrfPolicy,
+  STRICT_POLICY,
+  systemLookup,
+} from '../adapters/net/ssrf.js';
+import { type Clock, type FieldCipher, systemClock } from './ports.js';
+import { signatureHeader } from './webhooks.js';
+
+/**
+ * The webhook dispatcher: drains the durable outbox (webhook_deliveries).
+ *
+ *   1. claim: one short transaction takes due rows with FOR UPDATE SKIP LOCKED, counts the
+ *      attempt, stamps a claim token and pushes next_attempt_at out by a lease; so two
+ *      dispatchers never send the same row at once, and a dispatcher that dies mid-send
+ *      leaves its rows to be picked up again when the lease ends;
+ *   2. read each endpoint's URL and secret in its org's own transaction;
+ *   3. send OUTSIDE any transaction (DESIGN.md §7), to the address the SSRF guard checked;
+ *   4. record the outcome (only while the claim is still ours): succeeded, or failed with the
+ *      next attempt after an exponential backoff with jitter, or dead after the last attempt.
+ */
+
+export interface DispatcherOptions {
+  clock?: Clock;
+  ssrf?: SsrfPolicy;
+  lookup?: Lookup;
+  /** Per request, connect to last byte. */
+  timeoutMs?: number;
+  /** Rows per claim. */
+  batchSize?: number;
+  /** Requests in flight at once. */
+  concurrency?: number;
+  /** Attempts in all before a delivery is dead. */
+  maxAttempts?: number;
+  /** Delay after the first failed attempt; doubles each time… */
+  baseDelayMs?: number;
+  /** …up to this. */
+  maxDelayMs?: number;
+  /** In [0, 1): jitter source (tests pin it). */
+  random?: () => number;
+  /** Failures worth a log line: ids, status codes and error classes only. */
+  onFailure?: (info: {
+    delivery: string;
+    endpoint: string;
+    attempt: number;
+    status: string;
+    error: string;
+  }) => void;
+}
+
+export const DEFAULT_RETRY = {
+  maxAttempts: 12,
+  baseDelayMs: 2 * 60_000,
+  maxDelayMs: 24 * 60 * 60_000,
+} as const;
+
+/**
+ * The wait after failed attempt n (1-based): base × 2^(n−1), capped, times a jitter factor in
+ * [0.8, 1.2). Pure. With the defaults: 2 m, 4 m, 8 m … 17 h, 24 h: 12 attempts over ~2.4 days.
+ */
+export function retryDelayMs(
+  attempt: number,
+  opts: { baseDelayMs: number; maxDelayMs: number } = DEFAULT_RETRY,
+  random: () => number = Math.random,
+): number {
+  const raw = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(raw * (0.8 + 0.4 * random()));
+}
+
+export interface Claimed {
+  org_id: string;
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  payload: string;
+  attempts: number;
+  claim_token: string;
+}
+
+export interface Outcome {
+  ok: boolean;
+  statusCode: number | null;
+  /** Sanitised: a status code or an error class, never a body, a URL or a secret. */
+  error: string | null;
+}
+
+export interface RunSummary {
+  claimed: number;
+  succeeded: number;
+  failed: number;
+  dead: number;
+}
+
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** A short, safe description of a network error: its class, never its message. */
+export function describeError(e: unknown, timeoutMs: number): string {
+  if (e instanceof SsrfError) return `refused by the SSRF guard: ${e.message}`.slice(0, 300);
+  const code =
+    typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : '';
+  if (code === 'BV_TIMEOUT' || code === 'ETIMEDOUT') return `timed out after ${timeoutMs} ms`;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'connection reset';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'host unreachable';
+  if (/CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return `TLS error (${code.slice(0, 60)})`;
+  if (/^[A-Z0-9_]{2,60}$/.test(code)) return `network error (${code})`;
+  return 'network error';
+}
+
+/** One POST, to the checked address, no redirects, a hard deadline, the body read and dropped. */
+function post(
+  target: Awaited<ReturnType<typeof resolveTarget>>,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const { url } = target;
+    const mod = url.protocol === 'https:' ? https : http;
+    const req = mod.request({
+      method: 'POST',
+      protocol: url.protocol,
+      hostname: bareHost(url),
+      port: url.port || undefined,
+      path: `${url.pathname}${url.search}`,
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      lookup: pinnedLookup(target) as never,
+      agent: false,
+    });
+    const deadline = setTimeout(() => {
+      req.destroy(Object.assign(new Error('timeout'), { code: 'BV_TIMEOUT' }));
+    }, timeoutMs);
+    req.on('error', (e) => {
+      clearTimeout(deadline);
+      reject(e);
+    });
+    req.on('response', (res) => {
+      let seen = 0;
+      const done = () => {
+        clearTimeout(deadline);
+        resolve(res.statusCode ?? 0);
+      };
+      res.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen > MAX_RESPONSE_BYTES) {
+          res.destroy();
+          done();
+        }
+      });
+      res.on('end', done);
+      res.on('error', done);
+    });
+    req.end(body);
+  });
+}
+
+export class WebhookDispatcher {
+  private readonly clock: Clock;
+  private readonly timeoutMs: number;
+  private readonly leaseMs: number;
+  private readonly batchSize: number;
+  private readonly concurrency: number;
+  private readonly retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
+  private readonly random: () => number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly cipher: FieldCipher,
+    private readonly opts: DispatcherOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.leaseMs = this.timeoutMs + 60_000;
+    this.batchSize = opts.batchSize ?? 50;
+    this.concurrency = opts.concurrency ?? 8;
+    this.retry = {
+      maxAttempts: opts.maxAttempts ?? DEFAULT_RETRY.maxAttempts,
+      baseDelayMs: opts.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
+      maxDelayMs: opts.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs,
+    };
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Claims up to one batch of due deliveries across orgs, in one short transaction. */
+  async claim(now: Date): Promise<Claimed[]> {
+    const token = randomBytes(16).toString('hex');
+    const lease = new Date(now.getTime() + this.leaseMs);
+    return this.db.transaction().execute(async (tx) => {
+      await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.webhook_dispatch', 'on', true)`.execute(
+        tx,
+      );
+      const r = await sql<Claimed>`
+        UPDATE webhook_deliveries d
+        SET attempts = d.attempts + 1, claim_token = ${token}, next_attempt_at = ${lease},
+            last_attempt_at = ${now}, updated_at = ${now}
+        FROM (SELECT org_id, id FROM webhook_deliveries
+              WHERE status IN ('pending', 'failed') AND next_attempt_at <= ${now}
+              ORDER BY next_attempt_at
+              LIMIT ${this.batchSize}
+              FOR UPDATE SKIP LOCKED) due
+        WHERE d.org_id = due.org_id AND d.id = due.id
+        RETURNING d.org_id, d.id, d.endpoint_id, d.event_id, d.payload, d.attempts, d.claim_token`.execute(
+        tx,
+      );
+      return r.rows;
+    });
+  }
+
+  /** One pass: claim, send, record. Returns what happened (for tests, benchmarks and logs). */
+  async runOnce(now: Date = this.clock.now()): Promise<RunSummary> {
+    const summary: RunSummary = { claimed: 0, succeeded: 0, failed: 0, dead: 0 };
+    const claimed = await this.claim(now);
+    summary.claimed = claimed.length;
+    if (claimed.length === 0) return summary;
+    const byOrg = new Map<string, Claimed[]>();
+    for (const c of claimed) byOrg.set(c.org_id, [...(byOrg.get(c.org_id) ?? []), c]);
+
+    const jobs: (() => Promise<void>)[] = [];
+    for (const [orgId, rows] of byOrg) {
+      const endpoints = await this.endpoints(orgId, [...new Set(rows.map((r) => r.endpoint_id))]);
+      for (const row of rows) {
+        jobs.push(async () => {
+          const ep = endpoints.get(row.endpoint_id);
+          const outcome: Outcome = ep
+            ? await this.send(row, ep.url, ep.secret, now)
+            : { ok: false, statusCode: null, error: 'endpoint disabled or deleted' };
+          const status = await this.record(row, outcome, now, !ep);
+          if (status === 'succeeded') summary.succeeded++;
+          else if (status === 'failed') summary.failed++;
+          else if (status === 'dead') summary.dead++;
+          if (status && status !== 'succeeded') {
+            this.opts.onFailure?.({
+              delivery: row.id,
+              endpoint: row.endpoint_id,
+              attempt: row.attempts,
+              status,
+              error: outcome.error ?? '',
+            });
+          }
+        });
+      }
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++];
+        if (job) await job();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, jobs.length) }, worker));
+    return summary;
+  }
+
+  /** The live, enabled endpoints among ids, with their URL and secret in clear (in memory only). */
+  private async endpoints(
+    orgId: string,
+    ids: string[],
+  ): Promise<Map<string, { url: string; secret: string }>> {
+    return inOrg(this.db, orgId, async (tx) => {
+      const rows = await tx
+        .selectFrom('webhook_endpoints')
+        .select(['id', 'url_enc', 'secret_enc'])
+        .where('id', 'in', ids)
+        .where('enabled', '=', true)
+        .where('deleted_at', 'is', null)
+        .execute();
+      const out = new Map<string, { url: string; secret: string }>();
+      for (const r of rows) {
+        const plain = await webhookEndpointsCrypto.open(this.cipher, tx, { orgId }, r.id, r);
+        if (plain.url && plain.secret) out.set(r.id, { url: plain.url, secret: plain.secret });
+      }
+      return out;
+    });
+  }
+
+  /** Checks the URL again (DNS may have changed), signs and sends. Never throws. */
+  async send(
+    row: Pick<Claimed, 'id' | 'event_id' | 'payload'>,
+    url: string,
+    secret: string,
+    now: Date,
+  ): Promise<Outcome> {
+    try {
+      const target = await resolveTarget(
+        url,
+        this.opts.ssrf ?? STRICT_POLICY,
+        this.opts.lookup ?? systemLookup,
+      );
+      const t = Math.floor(now.getTime() / 1000);
+      const code = await post(
+        target,
+        {
+          'content-type': 'application/json',
+          'user-agent': 'Billvault-Webhooks/1',
+          'billvault-event-id': row.event_id,
+          'billvault-delivery-id': row.id,
+          'billvault-signature': signatureHeader(secret, t, row.payload),
+        },
+        row.payload,
+        this.timeoutMs,
+      );
+      if (code >= 200 && code < 300) return { ok: true, statusCode: code, error: null };
+      const valid = code >= 100 && code <= 599 ? code : null;
+      return {
+        ok: false,
+        statusCode: valid,
+        error: code >= 300 && code < 400 ? `HTTP ${code} (redirects are not followed)` : `HTTP ${code}`,
+      };
+    } catch (e) {
+      return { ok: false, statusCode: null, error: describeError(e, this.timeoutMs) };
+    }
+  }
+
+  /** Writes the outcome while the claim is still ours; returns the new status (null if the claim was lost). */
+  private async record(
+    row: Claimed,
+    outcome: Outcome,
+    now: Date,
+    giveUp: boolean,
+  ): Promise<'succeeded' | 'failed' | 'dead' | null> {
+    const status = outcome.ok
+      ? 'succeeded'
+      : giveUp || row.attempts >= this.retry.maxAttempts
+        ? 'dead'
+        : 'failed';
+    const next =
+      status === 'failed'
+        ? new Date(now.getTime() + retryDelayMs(row.attempts, this.retry, this.random))
+        : now;
+    const r = await inOrg(this.db, row.org_id, (tx) =>
+      tx
+        .updateTable('webhook_deliveries')
+        .set({
+          status,
+          next_attempt_at: next,
+          claim_token: null,
+          last_status_code: outcome.statusCode,
+          last_error: outcome.error?.slice(0, 300) ?? null,
+          ...(outcome.ok ? { delivered_at: now } : {}),
+          updated_at: now,
+        })
+        .where('id', '=', row.id)
+        .where('claim_token', '=', row.claim_token)
+        .executeTakeFirst(),
+    );
+    return Number(r.numUpdatedRows) === 1 ? status : null;
+  }
+
+  /** Runs a pass every intervalMs until stopped; stop() waits for the pass in flight. */
+  start(intervalMs: number, onError: (e: unknown) => void): { stop(): Promise<void> } {
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<void> = Promise.resolve();
+    const tick = () => {
+      running = (async () => {
+        try {
+          // drain: keep claiming while full batches come back
+          for (;;) {
+            const s = await this.runOnce();
+            if (stopped || s.claimed < this.batchSize) break;
+          }
+        } catch (e) {
+          onError(e);
+        }
+      })().finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+    };
+    timer = setTimeout(tick, intervalMs);
+    return {
+      async stop() {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        await running;
+      },
+    };
+  }
+}
