@@ -174,6 +174,24 @@ const payment = async (c: Cell, amount = 1000, invoice?: string, customerId?: st
 const pendingRefund = async (c: Cell) =>
   create(c.org, '/v1/refunds', { payment: await payment(c, 2_000_000), amount: 1_500_000, reason: 'matrix' });
 
+/** An outbound webhook endpoint (a public IP literal: the SSRF guard needs no DNS for it). */
+const webhookEndpoint = (c: Cell, events: string[] = ['refund.approved']) =>
+  create(c.org, '/v1/webhook_endpoints', {
+    url: 'https://93.184.215.14/billvault-hook',
+    enabled_events: events,
+  });
+/** A delivery waiting in the outbox: an endpoint for invoice.finalized, then a finalised invoice. */
+async function webhookDelivery(c: Cell): Promise<string> {
+  const endpoint = await webhookEndpoint(c, ['invoice.finalized']);
+  await openInvoice(c);
+  const r = await send(owners[c.org] ?? null, {
+    method: 'GET',
+    url: `/v1/webhook_endpoints/${endpoint}/deliveries`,
+  });
+  assert.equal(r.statusCode, 200, r.body);
+  return r.json().data[0].id;
+}
+
 /** A member of the cell's org (other org for `other`). */
 const targetMember = (c: Cell, role: Role = 'viewer') => member(c.org, role);
 
@@ -801,6 +819,57 @@ const RULES: Record<string, Rule> = {
     scopes: ID,
     ok: 200,
     build: async (c) => ({ method: 'POST', url: `/v1/refunds/${await pendingRefund(c)}/reject` }),
+  },
+  // outbound webhooks (webhooks:manage: owners and admins)
+  'POST /v1/webhook_endpoints': {
+    scopes: NONE,
+    ok: 200,
+    build: () => ({
+      method: 'POST',
+      url: '/v1/webhook_endpoints',
+      payload: { url: 'https://93.184.215.14/hook', enabled_events: ['refund.approved'] },
+    }),
+  },
+  'GET /v1/webhook_endpoints': get('/v1/webhook_endpoints'),
+  'GET /v1/webhook_endpoints/:id': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({ method: 'GET', url: `/v1/webhook_endpoints/${await webhookEndpoint(c)}` }),
+  },
+  'PATCH /v1/webhook_endpoints/:id': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({
+      method: 'PATCH',
+      url: `/v1/webhook_endpoints/${await webhookEndpoint(c)}`,
+      payload: { enabled: false },
+    }),
+  },
+  'DELETE /v1/webhook_endpoints/:id': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({ method: 'DELETE', url: `/v1/webhook_endpoints/${await webhookEndpoint(c)}` }),
+  },
+  'POST /v1/webhook_endpoints/:id/rotate_secret': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({
+      method: 'POST',
+      url: `/v1/webhook_endpoints/${await webhookEndpoint(c)}/rotate_secret`,
+    }),
+  },
+  'GET /v1/webhook_endpoints/:id/deliveries': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({
+      method: 'GET',
+      url: `/v1/webhook_endpoints/${await webhookEndpoint(c)}/deliveries`,
+    }),
+  },
+  'POST /v1/webhook_deliveries/:id/retry': {
+    scopes: ID,
+    ok: 200,
+    build: async (c) => ({ method: 'POST', url: `/v1/webhook_deliveries/${await webhookDelivery(c)}/retry` }),
   },
 };
 
