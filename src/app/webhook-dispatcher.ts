@@ -168,7 +168,8 @@ function post(
 export class WebhookDispatcher {
   private readonly clock: Clock;
   private readonly timeoutMs: number;
-  private readonly leaseMs: number;
+  /** How long a claim holds a row: every send of a full batch fits in it, with a minute to spare. */
+  readonly leaseMs: number;
   private readonly batchSize: number;
   private readonly concurrency: number;
   private readonly retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
@@ -181,9 +182,9 @@ export class WebhookDispatcher {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
-    this.leaseMs = this.timeoutMs + 60_000;
     this.batchSize = opts.batchSize ?? 50;
     this.concurrency = opts.concurrency ?? 8;
+    this.leaseMs = Math.ceil(this.batchSize / this.concurrency) * this.timeoutMs + 60_000;
     this.retry = {
       maxAttempts: opts.maxAttempts ?? DEFAULT_RETRY.maxAttempts,
       baseDelayMs: opts.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
@@ -226,6 +227,7 @@ export class WebhookDispatcher {
     const byOrg = new Map<string, Claimed[]>();
     for (const c of claimed) byOrg.set(c.org_id, [...(byOrg.get(c.org_id) ?? []), c]);
 
+    const results: { row: Claimed; outcome: Outcome; giveUp: boolean }[] = [];
     const jobs: (() => Promise<void>)[] = [];
     for (const [orgId, rows] of byOrg) {
       const endpoints = await this.endpoints(orgId, [...new Set(rows.map((r) => r.endpoint_id))]);
@@ -235,19 +237,7 @@ export class WebhookDispatcher {
           const outcome: Outcome = ep
             ? await this.send(row, ep.url, ep.secret, now)
             : { ok: false, statusCode: null, error: 'endpoint disabled or deleted' };
-          const status = await this.record(row, outcome, now, !ep);
-          if (status === 'succeeded') summary.succeeded++;
-          else if (status === 'failed') summary.failed++;
-          else if (status === 'dead') summary.dead++;
-          if (status && status !== 'succeeded') {
-            this.opts.onFailure?.({
-              delivery: row.id,
-              endpoint: row.endpoint_id,
-              attempt: row.attempts,
-              status,
-              error: outcome.error ?? '',
-            });
-          }
+          results.push({ row, outcome, giveUp: !ep });
         });
       }
     }
@@ -259,6 +249,26 @@ export class WebhookDispatcher {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, jobs.length) }, worker));
+    // One short transaction per org records every outcome of the pass.
+    for (const orgId of byOrg.keys()) {
+      const mine = results.filter((r) => r.row.org_id === orgId);
+      const recorded = await this.record(orgId, mine, now);
+      for (const { row, outcome } of mine) {
+        const status = recorded.get(row.id);
+        if (status === 'succeeded') summary.succeeded++;
+        else if (status === 'failed') summary.failed++;
+        else if (status === 'dead') summary.dead++;
+        if (status && status !== 'succeeded') {
+          this.opts.onFailure?.({
+            delivery: row.id,
+            endpoint: row.endpoint_id,
+            attempt: row.attempts,
+            status,
+            error: outcome.error ?? '',
+          });
+        }
+      }
+    }
     return summary;
   }
 
@@ -322,39 +332,53 @@ export class WebhookDispatcher {
     }
   }
 
-  /** Writes the outcome while the claim is still ours; returns the new status (null if the claim was lost). */
+  /**
+   * Writes the outcomes of one org's deliveries in one statement, each only while its claim
+   * is still ours; returns the new status of every row written (a lost claim is left out).
+   */
   private async record(
-    row: Claimed,
-    outcome: Outcome,
+    orgId: string,
+    results: { row: Claimed; outcome: Outcome; giveUp: boolean }[],
     now: Date,
-    giveUp: boolean,
-  ): Promise<'succeeded' | 'failed' | 'dead' | null> {
-    const status = outcome.ok
-      ? 'succeeded'
-      : giveUp || row.attempts >= this.retry.maxAttempts
-        ? 'dead'
-        : 'failed';
-    const next =
-      status === 'failed'
-        ? new Date(now.getTime() + retryDelayMs(row.attempts, this.retry, this.random))
-        : now;
-    const r = await inOrg(this.db, row.org_id, (tx) =>
-      tx
-        .updateTable('webhook_deliveries')
-        .set({
-          status,
-          next_attempt_at: next,
-          claim_token: null,
-          last_status_code: outcome.statusCode,
-          last_error: outcome.error?.slice(0, 300) ?? null,
-          ...(outcome.ok ? { delivered_at: now } : {}),
-          updated_at: now,
-        })
-        .where('id', '=', row.id)
-        .where('claim_token', '=', row.claim_token)
-        .executeTakeFirst(),
+  ): Promise<Map<string, 'succeeded' | 'failed' | 'dead'>> {
+    const cols = {
+      id: [] as string[],
+      token: [] as string[],
+      status: [] as string[],
+      next: [] as string[],
+      code: [] as (number | null)[],
+      error: [] as (string | null)[],
+    };
+    for (const { row, outcome, giveUp } of results) {
+      const status = outcome.ok
+        ? 'succeeded'
+        : giveUp || row.attempts >= this.retry.maxAttempts
+          ? 'dead'
+          : 'failed';
+      const next =
+        status === 'failed'
+          ? now.getTime() + retryDelayMs(row.attempts, this.retry, this.random)
+          : now.getTime();
+      cols.id.push(row.id);
+      cols.token.push(row.claim_token);
+      cols.status.push(status);
+      cols.next.push(new Date(next).toISOString());
+      cols.code.push(outcome.statusCode);
+      cols.error.push(outcome.error?.slice(0, 300) ?? null);
+    }
+    if (cols.id.length === 0) return new Map();
+    const r = await inOrg(this.db, orgId, (tx) =>
+      sql<{ id: string; status: 'succeeded' | 'failed' | 'dead' }>`
+        UPDATE webhook_deliveries d
+        SET status = v.status, next_attempt_at = v.next, claim_token = NULL, last_status_code = v.code,
+            last_error = v.error, delivered_at = CASE WHEN v.status = 'succeeded' THEN ${now}::timestamptz ELSE d.delivered_at END,
+            updated_at = ${now}
+        FROM unnest(${cols.id}::text[], ${cols.token}::text[], ${cols.status}::text[], ${cols.next}::timestamptz[],
+                    ${cols.code}::int[], ${cols.error}::text[]) AS v(id, token, status, next, code, error)
+        WHERE d.org_id = ${orgId} AND d.id = v.id AND d.claim_token = v.token
+        RETURNING d.id, d.status`.execute(tx),
     );
-    return Number(r.numUpdatedRows) === 1 ? status : null;
+    return new Map(r.rows.map((x) => [x.id, x.status]));
   }
 
   /** Runs a pass every intervalMs until stopped; stop() waits for the pass in flight. */

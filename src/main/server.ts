@@ -131,8 +131,9 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
     // its outcome; an unrecorded one would be sent again after its lease, never lost.
     close: async () => {
       void sealing.stop();
+      const closing = app.close();
       await dispatching.stop();
-      return app.close();
+      return closing;
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   STRICT_POLICY,
 } from '../../src/adapters/net/ssrf.js';
 import { retryDelayMs } from '../../src/app/webhook-dispatcher.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
 
 const DEV: SsrfPolicy = { devMode: true, allow: parseAllowList('') };
 const fakeDns =
@@ -233,5 +234,26 @@ describe('retry schedule', () => {
     let total = 0;
     for (let n = 1; n < 12; n++) total += retryDelayMs(n, opts, () => 0.5);
     assert.ok(total > 2 * 86_400_000 && total < 3 * 86_400_000, `12 attempts span ${total / 3_600_000} h`);
+  });
+});
+
+describe('webhook configuration', () => {
+  it('dev mode is off by default; the allowlist and interval are read and checked at start-up', () => {
+    const d = loadConfig({});
+    assert.equal(d.devMode, false);
+    assert.deepEqual(d.webhooks, { allowHosts: '', dispatchIntervalMs: 1000 });
+    const c = loadConfig({
+      BILLVAULT_DEV_MODE: '1',
+      BILLVAULT_WEBHOOK_ALLOW_HOSTS: 'hooks.internal,10.0.0.0/8',
+      BILLVAULT_WEBHOOK_DISPATCH_INTERVAL_MS: '500',
+    });
+    assert.equal(c.devMode, true);
+    assert.equal(c.webhooks.dispatchIntervalMs, 500);
+    assert.deepEqual(parseAllowList(c.webhooks.allowHosts).entries, ['hooks.internal', '10.0.0.0/8']);
+    assert.throws(
+      () => loadConfig({ BILLVAULT_WEBHOOK_ALLOW_HOSTS: '10.0.0.0/99' }),
+      (e: unknown) => e instanceof ConfigError && e.variable === 'BILLVAULT_WEBHOOK_ALLOW_HOSTS',
+    );
+    assert.throws(() => loadConfig({ BILLVAULT_WEBHOOK_DISPATCH_INTERVAL_MS: '5' }), ConfigError);
   });
 });

@@ -131,6 +131,11 @@ export function registerSystemCommands(program: Command): void {
       if (!config.tls && !config.behindTlsProxy && !isLoopback(config.host)) {
         problems.push(`TLS is off on the public address ${config.host}`);
       }
+      if (config.devMode) {
+        (isLoopback(config.host) ? notes : problems).push(
+          'BILLVAULT_DEV_MODE is on: outbound webhooks may call http://localhost services',
+        );
+      }
       const masterKey = await masterKeyProblems(config);
       problems.push(...masterKey.problems);
       notes.push(...masterKey.notes);
