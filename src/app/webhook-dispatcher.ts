@@ -170,6 +170,8 @@ export class WebhookDispatcher {
   private readonly timeoutMs: number;
   /** How long a claim holds a row: every send of a full batch fits in it, with a minute to spare. */
   readonly leaseMs: number;
+  /** Set by stop(): a pass in flight finishes its sends but starts no new one. */
+  private stopping = false;
   private readonly batchSize: number;
   private readonly concurrency: number;
   private readonly retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
@@ -228,27 +230,46 @@ export class WebhookDispatcher {
     for (const c of claimed) byOrg.set(c.org_id, [...(byOrg.get(c.org_id) ?? []), c]);
 
     const results: { row: Claimed; outcome: Outcome; giveUp: boolean }[] = [];
-    const jobs: (() => Promise<void>)[] = [];
+    const jobs: { row: Claimed; run: () => Promise<void> }[] = [];
     for (const [orgId, rows] of byOrg) {
-      const endpoints = await this.endpoints(orgId, [...new Set(rows.map((r) => r.endpoint_id))]);
+      let endpoints: Map<string, { url: string; secret: string }> | undefined;
+      try {
+        endpoints = await this.endpoints(orgId, [...new Set(rows.map((r) => r.endpoint_id))]);
+      } catch {
+        // e.g. the org's key is unavailable: these rows fail (and retry later); other orgs go on
+        endpoints = undefined;
+      }
       for (const row of rows) {
-        jobs.push(async () => {
-          const ep = endpoints.get(row.endpoint_id);
-          const outcome: Outcome = ep
-            ? await this.send(row, ep.url, ep.secret, now)
-            : { ok: false, statusCode: null, error: 'endpoint disabled or deleted' };
-          results.push({ row, outcome, giveUp: !ep });
+        jobs.push({
+          row,
+          run: async () => {
+            if (!endpoints) {
+              const error = 'could not read the endpoint (key unavailable)';
+              results.push({ row, outcome: { ok: false, statusCode: null, error }, giveUp: false });
+              return;
+            }
+            const ep = endpoints.get(row.endpoint_id);
+            const outcome: Outcome = ep
+              ? await this.send(row, ep.url, ep.secret, now)
+              : { ok: false, statusCode: null, error: 'endpoint disabled or deleted' };
+            results.push({ row, outcome, giveUp: !ep });
+          },
         });
       }
     }
     let next = 0;
+    const unsent: Claimed[] = [];
     const worker = async () => {
       while (next < jobs.length) {
         const job = jobs[next++];
-        if (job) await job();
+        if (!job) continue;
+        // stopping: start nothing new; the claim is handed back untouched below
+        if (this.stopping) unsent.push(job.row);
+        else await job.run();
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, jobs.length) }, worker));
+    if (unsent.length > 0) await this.release(unsent, now);
     // One short transaction per org records every outcome of the pass.
     for (const orgId of byOrg.keys()) {
       const mine = results.filter((r) => r.row.org_id === orgId);
@@ -294,6 +315,33 @@ export class WebhookDispatcher {
     });
   }
 
+  /** A slow resolver counts against the same timeout as the request. */
+  private withDeadline<T>(p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(Object.assign(new Error('timeout'), { code: 'BV_TIMEOUT' })),
+        this.timeoutMs,
+      );
+    });
+    return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  /** Hands claimed rows back as they were (no attempt made): due again at once, for any dispatcher. */
+  private async release(rows: Claimed[], now: Date): Promise<void> {
+    for (const orgId of new Set(rows.map((r) => r.org_id))) {
+      const mine = rows.filter((r) => r.org_id === orgId);
+      await inOrg(this.db, orgId, (tx) =>
+        sql`UPDATE webhook_deliveries d
+            SET attempts = d.attempts - 1, claim_token = NULL, next_attempt_at = ${now}, updated_at = ${now}
+            FROM unnest(${mine.map((r) => r.id)}::text[], ${mine.map((r) => r.claim_token)}::text[]) AS v(id, token)
+            WHERE d.org_id = ${orgId} AND d.id = v.id AND d.claim_token = v.token AND d.attempts > 0`.execute(
+          tx,
+        ),
+      );
+    }
+  }
+
   /** Checks the URL again (DNS may have changed), signs and sends. Never throws. */
   async send(
     row: Pick<Claimed, 'id' | 'event_id' | 'payload'>,
@@ -302,10 +350,8 @@ export class WebhookDispatcher {
     now: Date,
   ): Promise<Outcome> {
     try {
-      const target = await resolveTarget(
-        url,
-        this.opts.ssrf ?? STRICT_POLICY,
-        this.opts.lookup ?? systemLookup,
+      const target = await this.withDeadline(
+        resolveTarget(url, this.opts.ssrf ?? STRICT_POLICY, this.opts.lookup ?? systemLookup),
       );
       const t = Math.floor(now.getTime() / 1000);
       const code = await post(
@@ -384,6 +430,7 @@ export class WebhookDispatcher {
   /** Runs a pass every intervalMs until stopped; stop() waits for the pass in flight. */
   start(intervalMs: number, onError: (e: unknown) => void): { stop(): Promise<void> } {
     let stopped = false;
+    this.stopping = false;
     let timer: NodeJS.Timeout | undefined;
     let running: Promise<void> = Promise.resolve();
     const tick = () => {
@@ -403,8 +450,9 @@ export class WebhookDispatcher {
     };
     timer = setTimeout(tick, intervalMs);
     return {
-      async stop() {
+      stop: async () => {
         stopped = true;
+        this.stopping = true;
         if (timer) clearTimeout(timer);
         await running;
       },

@@ -370,6 +370,52 @@ describe('webhook dispatcher', () => {
     assert.equal((await rows()).filter((r) => r.status === 'pending').length, 0);
   });
 
+  it('stopping lets the send in flight finish and hands the unsent claims back untouched', async () => {
+    await endpoint(rx.url());
+    await emit(4);
+    let release: () => void = () => {};
+    const firstArrived = new Promise<void>((r) => {
+      release = r;
+    });
+    rx.reply = () => {
+      release();
+      return { status: 200 };
+    };
+    const d = dispatcher({ concurrency: 1 });
+    const running = d.start(10, (e) => assert.fail(String(e)));
+    await firstArrived;
+    await running.stop();
+    const all = await rows();
+    assert.equal(rx.got.length, 1);
+    assert.deepEqual(all.map((r) => r.status).sort(), ['pending', 'pending', 'pending', 'succeeded']);
+    for (const r of all.filter((x) => x.status === 'pending'))
+      assert.equal(r.attempts, 0, 'no attempt was made');
+    // a new dispatcher sends them at once
+    assert.equal((await dispatcher().runOnce(new Date(Date.now() + 1000))).succeeded, 3);
+  });
+
+  it("an org whose endpoint cannot be decrypted fails alone; other orgs' deliveries go out", async () => {
+    await endpoint(rx.url('/a'));
+    await emit(1);
+    const other = (await createOrg(t.db, { name: 'Other key', baseCurrency: 'EUR' })).id;
+    const foreign = testCipher(); // another master key: org A's key cannot be unwrapped with it
+    await createWebhookEndpoint({ ...deps, cipher: foreign }, systemCtx(other), {
+      url: rx.url('/b'),
+      enabled_events: ['*'],
+    });
+    await inOrg(t.db, other, (tx) => emitEvent(tx, other, 'invoice.voided', { id: 'inv_y' }, new Date()));
+    const s = await new WebhookDispatcher(t.db, foreign, { ssrf: DEV, random: () => 0.5 }).runOnce(
+      new Date(Date.now() + 1000),
+    );
+    assert.deepEqual({ succeeded: s.succeeded, failed: s.failed }, { succeeded: 1, failed: 1 });
+    assert.deepEqual(
+      rx.got.map((g) => g.path),
+      ['/b'],
+    );
+    const failed = (await rows()).find((r) => r.status === 'failed');
+    assert.equal(failed?.last_error, 'could not read the endpoint (key unavailable)');
+  });
+
   it('the application role cannot claim deliveries without the dispatcher setting (RLS)', async () => {
     await endpoint(rx.url());
     await emit(1);
