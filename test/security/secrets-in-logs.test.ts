@@ -147,6 +147,23 @@ describe('no secret reaches a log line, an error body or the audit trail', () =>
     await req('DELETE', `/v1/api_keys/${key.json().id}`, { cookie: c3 });
     await req('GET', '/v1/org', { bearer: key.json().secret });
 
+    // outbound webhook signing secrets (shown once at creation and rotation)
+    const hook = await req('POST', '/v1/webhook_endpoints', {
+      cookie: c3,
+      payload: { url: 'https://93.184.215.14/hook', enabled_events: ['*'] },
+    });
+    assert.equal(hook.statusCode, 200, hook.body);
+    seed('webhook secret', hook.json().secret);
+    const rotated = await req('POST', `/v1/webhook_endpoints/${hook.json().id}/rotate_secret`, {
+      cookie: c3,
+    });
+    seed('rotated webhook secret', rotated.json().secret);
+    await req('GET', `/v1/webhook_endpoints/${hook.json().id}`, { cookie: c3 });
+    await req('PATCH', `/v1/webhook_endpoints/${hook.json().id}`, {
+      cookie: c3,
+      payload: { url: 'https://169.254.169.254/latest/meta-data' },
+    });
+
     // invitations
     const inv = await req('POST', '/v1/users', {
       cookie: c3,
