@@ -64,6 +64,8 @@ const schema = z.object({
   BILLVAULT_AUDIT_SEAL_INTERVAL_MS: intIn(100, 60_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_EVERY: intIn(1, 10_000_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_MINUTES: intIn(1, 24 * 60).default(10),
+  BILLVAULT_ERASURE_LOG: z.string().min(1).optional(),
+  BILLVAULT_RETENTION_INTERVAL_HOURS: intIn(0, 24 * 31).default(24),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -83,6 +85,8 @@ export interface Config {
   dbPoolSize: number;
   /** The audit chain sealer in `serve`, and how often it signs a checkpoint (every N events or T minutes). */
   audit: { sealIntervalMs: number; checkpointEvery: number; checkpointMinutes: number };
+  /** The erasure log (tombstones kept outside the database) and how often `serve` runs retention (0: never). */
+  privacy: { erasureLog: string; retentionIntervalHours: number };
 }
 
 const KEYS = Object.keys(schema.shape) as (keyof RawConfig)[];
@@ -161,6 +165,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       sealIntervalMs: raw.BILLVAULT_AUDIT_SEAL_INTERVAL_MS,
       checkpointEvery: raw.BILLVAULT_AUDIT_CHECKPOINT_EVERY,
       checkpointMinutes: raw.BILLVAULT_AUDIT_CHECKPOINT_MINUTES,
+    },
+    privacy: {
+      erasureLog: raw.BILLVAULT_ERASURE_LOG
+        ? path.resolve(raw.BILLVAULT_ERASURE_LOG)
+        : path.join(path.dirname(dataDir), `${path.basename(dataDir)}-erasures.jsonl`),
+      retentionIntervalHours: raw.BILLVAULT_RETENTION_INTERVAL_HOURS,
     },
   };
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../adapters/log/logger.js';
 import type { Ctx } from '../app/context.js';
 import type { BillingDeps } from '../app/customers.js';
 import { recordDenied } from '../app/denials.js';
+import type { ErasureLog } from '../app/privacy.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -28,6 +29,7 @@ import { customerRoutes } from './routes/customers.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
 import { paymentRoutes } from './routes/payments.js';
+import { privacyRoutes } from './routes/privacy.js';
 import { productRoutes } from './routes/products.js';
 import { quoteRoutes } from './routes/quotes.js';
 import { refundRoutes } from './routes/refunds.js';
@@ -57,6 +59,8 @@ export interface AppDeps {
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
   /** Customers, catalog and documents; defaults to the identity deps' cipher and clock. */
   billing?: BillingDeps;
+  /** Where erasures are remembered outside the database (re-applied after a restore). */
+  erasureLog?: ErasureLog;
   /** More route modules (later features). */
   plugins?: ((app: App, deps: AppDeps) => void)[];
 }
@@ -194,6 +198,7 @@ export async function buildApp(deps: AppDeps) {
     quoteRoutes(app, billing);
     paymentRoutes(app, billing);
     refundRoutes(app, billing);
+    privacyRoutes(app, { ...billing, ...(deps.erasureLog ? { erasureLog: deps.erasureLog } : {}) });
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

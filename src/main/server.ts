@@ -7,8 +7,10 @@ import { createPasswordHasher } from '../adapters/crypto/passwords.js';
 import { createTotp } from '../adapters/crypto/totp.js';
 import { createWebAuthn, relyingPartyFromUrl } from '../adapters/crypto/webauthn.js';
 import { migrationStatus } from '../adapters/db/index.js';
+import { fileErasureLog } from '../adapters/privacy/erasure-log.js';
 import { AuditSealer } from '../app/audit-chain.js';
 import { type Clock, type FieldCipher, systemClock } from '../app/ports.js';
+import { runRetentionAll } from '../app/retention.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { type Config, ConfigError } from '../config/config.js';
 import { type BuiltApp, buildApp, type Readiness } from '../http/app.js';
@@ -36,14 +38,19 @@ export function checkTransport(config: Pick<Config, 'host' | 'tls' | 'behindTlsP
 export async function createIdentityDeps(rt: Runtime, clock: Clock = systemClock): Promise<IdentityDeps> {
   // The master key is loaded on first use only: creating a user or an API key needs none.
   let loaded: Promise<FieldCipher> | undefined;
+  let ready: ReturnType<typeof createFieldCipher> | undefined;
   const real = () => {
-    loaded ??= loadKeyProvider(rt.config).then((kp) => createFieldCipher(kp));
+    loaded ??= loadKeyProvider(rt.config).then((kp) => {
+      ready = createFieldCipher(kp);
+      return ready;
+    });
     return loaded;
   };
   const cipher: FieldCipher = {
     encrypt: async (tx, scope, field, plaintext) => (await real()).encrypt(tx, scope, field, plaintext),
     decrypt: async (tx, scope, field, ciphertext) => (await real()).decrypt(tx, scope, field, ciphertext),
     blindIndex: async (tx, orgId, purpose, value) => (await real()).blindIndex(tx, orgId, purpose, value),
+    forget: () => ready?.forget(),
   };
   const passwords = createPasswordHasher();
   // Computed now, so the first login for an unknown account costs what every other one does.
@@ -81,12 +88,14 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
   const tls = config.tls
     ? { cert: readFileSync(config.tls.certPath), key: readFileSync(config.tls.keyPath) }
     : undefined;
+  const identity = await createIdentityDeps(rt);
   const app = await buildApp({
     db: rt.database.db,
     logger: rt.logger,
     bodyLimitBytes: config.bodyLimitBytes,
     readiness,
-    identity: await createIdentityDeps(rt),
+    identity,
+    erasureLog: fileErasureLog(config.privacy.erasureLog),
     hsts: Boolean(tls) || config.behindTlsProxy,
     ...(tls
       ? { serverFactory: (handler) => https.createServer({ ...tls, minVersion: 'TLSv1.2' }, handler) }
@@ -106,6 +115,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
   const sealing = sealer.start(config.audit.sealIntervalMs, (e) =>
     rt.logger.error({ component: 'audit-sealer', error: (e as Error).message }, 'audit sealing failed'),
   );
+  const retention = scheduleRetention(rt, identity, config.privacy.retentionIntervalHours);
   return {
     app,
     url,
@@ -113,7 +123,51 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
     // pass cut short by the closing pool loses nothing (and shutdown timing stays as it was).
     close: () => {
       void sealing.stop();
+      retention.stop();
       return app.close();
+    },
+  };
+}
+
+/**
+ * Retention policies on a schedule (DESIGN.md §5): a first run a minute after start, then every
+ * `hours` (0 turns it off). Each org's run is one transaction and one audit event; a failure
+ * is logged and retried at the next tick. The timer never keeps the process alive.
+ */
+export function scheduleRetention(
+  rt: Runtime,
+  identity: Pick<IdentityDeps, 'db' | 'cipher' | 'clock'>,
+  hours: number,
+  firstDelayMs = 60_000,
+): { stop(): void } {
+  if (hours <= 0) return { stop() {} };
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      const reports = await runRetentionAll(identity, { dryRun: false });
+      rt.logger.info(
+        {
+          component: 'retention',
+          orgs: reports.length,
+          counts: reports.map((r) => r.classes.map((c) => c.count)),
+        },
+        'retention run done',
+      );
+    } catch (e) {
+      rt.logger.error({ component: 'retention', error: (e as Error).message }, 'retention run failed');
+    }
+    if (!stopped) {
+      timer = setTimeout(tick, hours * 3_600_000);
+      timer.unref();
+    }
+  };
+  timer = setTimeout(tick, firstDelayMs);
+  timer.unref();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
     },
   };
 }
