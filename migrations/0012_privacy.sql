@@ -97,6 +97,11 @@ BEGIN
 END
 $$;
 
+-- Retention keys: data keys of the org whose subject is a retention year ('y2036').
+ALTER TABLE org_data_keys DROP CONSTRAINT org_data_keys_subject_type_check;
+ALTER TABLE org_data_keys ADD CONSTRAINT org_data_keys_subject_type_check
+  CHECK (subject_type IN ('org', 'customer', 'user', 'retention'));
+
 -- Retention housekeeping (billvault retention run): ended sessions and stale draft quotes may
 -- be removed by the application role (draft invoices already could be).
 GRANT DELETE ON sessions TO billvault_app;
