@@ -33,7 +33,12 @@ const now = Date.now();
 const ago = (days: number) => new Date(now - days * DAY);
 
 async function post(o: string, url: string, payload: object) {
-  const r = await app.inject({ method: 'POST', url, headers: actorHeader(o, 'owner', owner[o] ?? ''), payload });
+  const r = await app.inject({
+    method: 'POST',
+    url,
+    headers: actorHeader(o, 'owner', owner[o] ?? ''),
+    payload,
+  });
   assert.ok(r.statusCode < 300, `${url}: ${r.body}`);
   return r.json().id as string;
 }
@@ -50,7 +55,9 @@ async function session(o: string, expires: Date, revoked: Date | null): Promise<
 async function idem(o: string, created: Date): Promise<string> {
   const key = `k-${randomBytes(6).toString('hex')}`;
   await sql`INSERT INTO idempotency_keys (org_id, key, actor_id, request_hash, status, created_at)
-    VALUES (${o}, ${key}, 'usr_x', ${randomBytes(32).toString('hex')}, 'in_progress', ${created})`.execute(t.db);
+    VALUES (${o}, ${key}, 'usr_x', ${randomBytes(32).toString('hex')}, 'in_progress', ${created})`.execute(
+    t.db,
+  );
   return key;
 }
 
@@ -95,7 +102,10 @@ async function seed(o: string): Promise<Seed> {
     },
     drafts: { old: await draft(), fresh: await draft(), issued: (await issued('2026-01-15')).id },
     quotes: { oldDraft: await quote(), oldSent: await quote(), fresh: await quote() },
-    idem: { old: await idem(o, new Date(now - 48 * 3_600_000)), fresh: await idem(o, new Date(now - 3_600_000)) },
+    idem: {
+      old: await idem(o, new Date(now - 48 * 3_600_000)),
+      fresh: await idem(o, new Date(now - 3_600_000)),
+    },
     retained: { past: '', kept: '' },
   };
   await post(o, `/v1/quotes/${s.quotes.oldSent}/send`, {});
@@ -121,27 +131,39 @@ async function seed(o: string): Promise<Seed> {
     }),
   );
   const old = await customer();
-  await sql`UPDATE customers SET archived_at = ${new Date(now - 12 * 366 * DAY)} WHERE id = ${old}`.execute(t.db);
+  await sql`UPDATE customers SET archived_at = ${new Date(now - 12 * 366 * DAY)} WHERE id = ${old}`.execute(
+    t.db,
+  );
   return s;
 }
 
 /** Everything retention may touch, as row identities. */
 async function state(o: string) {
-  const ids = async (q: ReturnType<typeof sql<{ id: string }>>) => (await q.execute(t.db)).rows.map((r) => r.id).sort();
+  const ids = async (q: ReturnType<typeof sql<{ id: string }>>) =>
+    (await q.execute(t.db)).rows.map((r) => r.id).sort();
   return {
     sessions: await ids(sql<{ id: string }>`SELECT id FROM sessions WHERE org_id = ${o}`),
     invoices: await ids(sql<{ id: string }>`SELECT id FROM invoices WHERE org_id = ${o}`),
     quotes: await ids(sql<{ id: string }>`SELECT id FROM quotes WHERE org_id = ${o}`),
     idem: await ids(sql<{ id: string }>`SELECT key AS id FROM idempotency_keys WHERE org_id = ${o}`),
     retained: await ids(
-      sql<{ id: string }>`SELECT invoice_id || ':' || (details_enc IS NULL)::text AS id FROM retained_buyer_details WHERE org_id = ${o}`,
+      sql<{
+        id: string;
+      }>`SELECT invoice_id || ':' || (details_enc IS NULL)::text AS id FROM retained_buyer_details WHERE org_id = ${o}`,
     ),
     keys: await ids(
-      sql<{ id: string }>`SELECT id || ':' || status AS id FROM org_data_keys WHERE org_id = ${o} AND subject_type = 'retention'`,
+      sql<{
+        id: string;
+      }>`SELECT id || ':' || status AS id FROM org_data_keys WHERE org_id = ${o} AND subject_type = 'retention'`,
     ),
     audit: Number(
-      (await sql<{ n: string }>`SELECT count(*)::text AS n FROM audit_events WHERE org_id = ${o} AND action <> 'retention.run'`.execute(t.db))
-        .rows[0]?.n,
+      (
+        await sql<{
+          n: string;
+        }>`SELECT count(*)::text AS n FROM audit_events WHERE org_id = ${o} AND action <> 'retention.run'`.execute(
+          t.db,
+        )
+      ).rows[0]?.n,
     ),
   };
 }
@@ -224,7 +246,13 @@ describe('retention run', () => {
     assert.deepEqual(ev.rows[1]?.details.counts, expected);
     // a second run finds nothing left to remove
     const again = counts(await runRetention(deps(), org, { dryRun: false }));
-    for (const k of ['sessions', 'draft_invoices', 'draft_quotes', 'idempotency_keys', 'restricted_buyer_details'])
+    for (const k of [
+      'sessions',
+      'draft_invoices',
+      'draft_quotes',
+      'idempotency_keys',
+      'restricted_buyer_details',
+    ])
       assert.equal(again[k], 0, k);
     // the invoice whose buyer details were purged still shows its totals; the ledger verifies
     const inv = await app.inject({

@@ -3,7 +3,14 @@ import { after, before, describe, it } from 'node:test';
 import type { IdentityDeps } from '../../src/app/sessions.js';
 import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { cookiesFrom, MINUTE, type SeededOrg, seedOrg, TestClock, testIdentity } from '../helpers/identity.js';
+import {
+  cookiesFrom,
+  MINUTE,
+  type SeededOrg,
+  seedOrg,
+  TestClock,
+  testIdentity,
+} from '../helpers/identity.js';
 
 /**
  * Export and erasure are sensitive (DESIGN.md §5): a session must have authenticated within
@@ -49,7 +56,10 @@ const call = (c: { cookie: string; csrf: string }, method: 'GET' | 'POST', url: 
 describe('step-up for export and erasure', () => {
   it('an authentication older than 5 minutes must be confirmed before export or erasure', async () => {
     let c = await session();
-    const created = await call(c, 'POST', '/v1/customers', { name: 'Stepped Person', email: 'step@up.example' });
+    const created = await call(c, 'POST', '/v1/customers', {
+      name: 'Stepped Person',
+      email: 'step@up.example',
+    });
     assert.equal(created.statusCode, 200, created.body);
     const id = created.json().id as string;
     clock.advance(6 * MINUTE);
