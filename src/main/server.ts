@@ -115,7 +115,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
   const sealing = sealer.start(config.audit.sealIntervalMs, (e) =>
     rt.logger.error({ component: 'audit-sealer', error: (e as Error).message }, 'audit sealing failed'),
   );
-  const retention = scheduleRetention(rt, identity, config.privacy.retentionIntervalHours);
+  const retention = scheduleRetention(rt.logger, identity, config.privacy.retentionIntervalHours);
   return {
     app,
     url,
@@ -135,7 +135,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
  * is logged and retried at the next tick. The timer never keeps the process alive.
  */
 export function scheduleRetention(
-  rt: Runtime,
+  logger: Pick<Runtime['logger'], 'info' | 'error'>,
   identity: Pick<IdentityDeps, 'db' | 'cipher' | 'clock'>,
   hours: number,
   firstDelayMs = 60_000,
@@ -146,7 +146,7 @@ export function scheduleRetention(
   const tick = async () => {
     try {
       const reports = await runRetentionAll(identity, { dryRun: false });
-      rt.logger.info(
+      logger.info(
         {
           component: 'retention',
           orgs: reports.length,
@@ -155,7 +155,7 @@ export function scheduleRetention(
         'retention run done',
       );
     } catch (e) {
-      rt.logger.error({ component: 'retention', error: (e as Error).message }, 'retention run failed');
+      logger.error({ component: 'retention', error: (e as Error).message }, 'retention run failed');
     }
     if (!stopped) {
       timer = setTimeout(tick, hours * 3_600_000);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
+import { createLogger } from '../../src/adapters/log/logger.js';
 import { recordAudit } from '../../src/app/audit.js';
 import { systemCtx } from '../../src/app/context.js';
 import { createOrg } from '../../src/app/orgs.js';
@@ -10,6 +11,7 @@ import { eraseCustomer } from '../../src/app/privacy.js';
 import { type RetentionReport, runRetention } from '../../src/app/retention.js';
 import { newId } from '../../src/domain/ids.js';
 import type { BuiltApp } from '../../src/http/app.js';
+import { scheduleRetention } from '../../src/main/server.js';
 import { buildTestApp } from '../helpers/app.js';
 import { actorHeader, addMember, headerActor } from '../helpers/billing.js';
 import { testCipher } from '../helpers/crypto.js';
@@ -297,5 +299,27 @@ describe('retention run', () => {
       left.rows.map((x) => x.id),
       [s1],
     );
+  });
+
+  it('serve runs retention on a schedule and stops cleanly', async () => {
+    const o = (await createOrg(t.db, { name: 'Scheduled Org', baseCurrency: 'EUR' })).id;
+    owner[o] = await addMember(t, o, 'owner', 'sch');
+    const stale = await session(o, ago(90), null);
+    const runs = async () =>
+      Number(
+        (
+          await sql<{ n: string }>`SELECT count(*)::text AS n FROM audit_events
+            WHERE org_id = ${o} AND action = 'retention.run'`.execute(t.db)
+        ).rows[0]?.n,
+      );
+    const job = scheduleRetention(createLogger('silent'), deps(), 24, 0);
+    try {
+      while ((await runs()) === 0) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      job.stop();
+    }
+    const left = await sql<{ id: string }>`SELECT id FROM sessions WHERE id = ${stale}`.execute(t.db);
+    assert.equal(left.rows.length, 0);
+    assert.equal(await runs(), 1);
   });
 });
