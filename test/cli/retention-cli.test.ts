@@ -38,9 +38,9 @@ function billvault(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 const sessions = async () =>
-  (await sql<{ id: string }>`SELECT id FROM sessions WHERE org_id = ${org} ORDER BY id`.execute(t.db)).rows.map(
-    (r) => r.id,
-  );
+  (
+    await sql<{ id: string }>`SELECT id FROM sessions WHERE org_id = ${org} ORDER BY id`.execute(t.db)
+  ).rows.map((r) => r.id);
 
 before(async () => {
   t = await createTestDatabase();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { registeredTables } from '../../src/adapters/crypto/encrypted-columns.js';
-import { classifiedFields } from '../../src/app/processing-records.js';
 import { retainUntil } from '../../src/app/privacy.js';
+import { classifiedFields } from '../../src/app/processing-records.js';
 import { csvCell, csvLine, csvTable } from '../../src/domain/csv.js';
 
 describe('csv', () => {
@@ -36,9 +36,16 @@ describe('data classification', () => {
   it('every field of every registered encrypted table declares its category, purpose, basis and retention', () => {
     assert.ok(registeredTables().length >= 2);
     const { fields, unclassified } = classifiedFields();
-    assert.deepEqual(unclassified, [], `encrypted fields without a data category: ${unclassified.join(', ')}`);
+    assert.deepEqual(
+      unclassified,
+      [],
+      `encrypted fields without a data category: ${unclassified.join(', ')}`,
+    );
     for (const f of fields) {
-      assert.ok(f.category && f.purpose && f.legal_basis && f.retention && f.subjects, `${f.table}.${f.column}`);
+      assert.ok(
+        f.category && f.purpose && f.legal_basis && f.retention && f.subjects,
+        `${f.table}.${f.column}`,
+      );
     }
     const registered = registeredTables().flatMap((t) => t.columns.map((c) => `${t.spec.table}.${c.column}`));
     for (const c of registered)
