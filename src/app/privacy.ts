@@ -85,12 +85,10 @@ export function retainUntil(issueDate: string, years: number): string {
 }
 
 async function loadCustomer(tx: Tx, ctx: Ctx, id: string, permission: Parameters<typeof authorize>[2]) {
-  const row = await tx
-    .selectFrom('customers')
-    .selectAll()
-    .where('id', '=', id)
-    .forUpdate()
-    .executeTakeFirst();
+  // Locked for writes (erasure, hold) so that two of them on one customer run one after the other.
+  let q = tx.selectFrom('customers').selectAll().where('id', '=', id);
+  if (permission !== 'gdpr:export') q = q.forUpdate();
+  const row = await q.executeTakeFirst();
   if (!row) throw new DomainError('not_found', 'No such customer.', 'id');
   await authorize(tx, ctx, permission, customerResource(row));
   return row;

@@ -541,6 +541,22 @@ describe('legal hold and erasure (Art. 17/18)', () => {
     assert.deepEqual(key.rows[0], { subject_type: 'retention', subject_id: 'y2036', status: 'active' });
   });
 
+  it('two concurrent erasures of one customer: one erases, the other gets 409, never a 500', async () => {
+    const s = await seedCustomer();
+    const [a, b] = await Promise.all([
+      req('POST', `/v1/customers/${s.customer}/erase`, 'owner', { reason: 'data_subject_request' }),
+      req('POST', `/v1/customers/${s.customer}/erase`, 'owner', { reason: 'data_subject_request' }),
+    ]);
+    assert.deepEqual([a.statusCode, b.statusCode].sort(), [200, 409], `${a.body} ${b.body}`);
+    assert.equal(await auditCount('customer.erased', s.customer), 1);
+    const kept = await t.db
+      .selectFrom('retained_buyer_details')
+      .select('invoice_id')
+      .where('customer_id', '=', s.customer)
+      .execute();
+    assert.equal(kept.length, 1);
+  });
+
   it('only gdpr:erase may erase; other tenants get 404; a bad reason is 422 and changes nothing', async () => {
     const s = await seedCustomer();
     for (const role of [
