@@ -820,14 +820,14 @@ export interface BuyerDetailsView {
   restricted: boolean;
   retain_until: string | null;
   purged: boolean;
-  /** Masked for roles without customers:read_pii; null when restricted and the caller lacks privacy:read_restricted. */
+  /** Masked for roles without customers:read_pii; null when restricted and the caller lacks restricted_data:read. */
   masked: boolean;
   details: { name: string | null; address: unknown; tax_id: string | null; email: string | null } | null;
 }
 
 /**
  * The buyer details frozen on an issued invoice. After the customer's erasure they are
- * restricted (Art. 18): only privacy:read_restricted (owner, auditor) sees them, and every
+ * restricted (Art. 18): only restricted_data:read (owner, auditor) sees them, and every
  * such read is audited; everyone else gets `restricted: true` without details.
  */
 export async function getBuyerDetails(
@@ -855,7 +855,7 @@ export async function getBuyerDetails(
       .executeTakeFirst();
     const base = { object: 'buyer_details' as const, invoice: invoiceId };
     if (kept) {
-      const allowed = can(ctx.actor, 'privacy:read_restricted');
+      const allowed = can(ctx.actor, 'restricted_data:read');
       let details: BuyerDetailsView['details'] = null;
       if (allowed && kept.details_enc) {
         details = JSON.parse(

@@ -35,7 +35,7 @@ export const PERMISSIONS = [
   'gdpr:erase',
   'gdpr:legal_hold',
   'privacy:read',
-  'privacy:read_restricted',
+  'restricted_data:read',
   'break_glass:grant',
   'webhooks:manage',
 ] as const;
@@ -125,7 +125,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> =
     'invoices:read',
     'payments:read',
     'privacy:read',
-    'privacy:read_restricted',
+    'restricted_data:read',
   ]),
 };
 
