@@ -102,7 +102,28 @@ ALTER TABLE org_data_keys DROP CONSTRAINT org_data_keys_subject_type_check;
 ALTER TABLE org_data_keys ADD CONSTRAINT org_data_keys_subject_type_check
   CHECK (subject_type IN ('org', 'customer', 'user', 'retention'));
 
--- Retention housekeeping (billvault retention run): ended sessions and stale draft quotes may
--- be removed by the application role (draft invoices already could be).
-GRANT DELETE ON sessions TO billvault_app;
-GRANT DELETE ON quotes TO billvault_app;
+-- Retention housekeeping (billvault retention run). The application role still may not DELETE
+-- sessions or quotes: it gets two narrow functions instead, which remove only ended sessions
+-- and draft quotes, only in the transaction's org, only older than the cut-off given.
+CREATE FUNCTION purge_ended_sessions(cutoff timestamptz) RETURNS bigint
+  LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  WITH gone AS (
+    DELETE FROM sessions
+     WHERE org_id = current_setting('app.org_id', true)
+       AND (expires_at < cutoff OR revoked_at < cutoff)
+    RETURNING 1)
+  SELECT count(*) FROM gone
+$$;
+CREATE FUNCTION purge_stale_draft_quotes(cutoff timestamptz) RETURNS bigint
+  LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  WITH gone AS (
+    DELETE FROM quotes
+     WHERE org_id = current_setting('app.org_id', true)
+       AND status = 'draft' AND updated_at < cutoff
+    RETURNING 1)
+  SELECT count(*) FROM gone
+$$;
+REVOKE ALL ON FUNCTION purge_ended_sessions(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION purge_stale_draft_quotes(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION purge_ended_sessions(timestamptz) TO billvault_app;
+GRANT EXECUTE ON FUNCTION purge_stale_draft_quotes(timestamptz) TO billvault_app;

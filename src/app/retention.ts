@@ -68,6 +68,12 @@ const yearsBefore = (now: Date, years: number) => {
   d.setUTCFullYear(d.getUTCFullYear() - years);
   return d;
 };
+/** Calls one of the narrow purge functions of 0012_privacy.sql (the app role cannot DELETE those tables). */
+async function purge(tx: Tx, call: ReturnType<typeof sql>): Promise<number> {
+  const r = await sql<{ n: string }>`SELECT ${call}::text AS n`.execute(tx);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
 const count = (r: { numDeletedRows: bigint } | { numUpdatedRows: bigint }) =>
   Number('numDeletedRows' in r ? r.numDeletedRows : r.numUpdatedRows);
 
@@ -102,7 +108,7 @@ export async function runRetention(
                 .executeTakeFirstOrThrow()
             ).n,
           )
-        : count(await tx.deleteFrom('sessions').where(ended).executeTakeFirst()),
+        : await purge(tx, sql`purge_ended_sessions(${sessionCut})`),
     });
 
     const draftsDays = await policy(tx, 'retention.drafts_days');
@@ -145,13 +151,7 @@ export async function runRetention(
         ? Number(
             (await staleQuotes.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n,
           )
-        : count(
-            await tx
-              .deleteFrom('quotes')
-              .where('status', '=', 'draft')
-              .where('updated_at', '<', draftCut)
-              .executeTakeFirst(),
-          ),
+        : await purge(tx, sql`purge_stale_draft_quotes(${draftCut})`),
     });
 
     const idemHours = await policy(tx, 'retention.idempotency_hours');
