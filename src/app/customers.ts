@@ -73,6 +73,10 @@ export interface CustomerView {
   /** Unapplied customer credit in minor units (ledger), in the customer's currency or the org's base. */
   credit_balance: number;
   archived: boolean;
+  /** Erased (crypto-shredded): every PII field is gone for good. */
+  erased: boolean;
+  /** A legal hold blocks erasure. */
+  legal_hold: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -108,11 +112,11 @@ function toView(row: Row, plain: Plain, masked: boolean, creditBalance: bigint):
   const address = parseJson<Address>(plain.billing_address);
   const shipping = parseJson<Address>(plain.shipping_address);
   const cc = parseJson<string[]>(plain.cc_emails) ?? [];
-  const name = plain.name ?? '';
+  const name = row.erased_at ? 'Erased customer' : (plain.name ?? '');
   return {
     id: row.id,
     object: 'customer',
-    name: masked ? maskName(name) : name,
+    name: masked && !row.erased_at ? maskName(name) : name,
     legal_name: plain.legal_name && (masked ? maskName(plain.legal_name) : plain.legal_name),
     display_name: row.display_name,
     email: plain.email && (masked ? maskEmail(plain.email) : plain.email),
@@ -130,6 +134,8 @@ function toView(row: Row, plain: Plain, masked: boolean, creditBalance: bigint):
     pii_masked: masked,
     credit_balance: Number(creditBalance),
     archived: row.archived_at !== null,
+    erased: row.erased_at !== null,
+    legal_hold: row.legal_hold_at !== null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };
@@ -193,6 +199,8 @@ async function loadVisible(tx: Tx, ctx: Ctx, id: string, permission: 'customers:
   const row = await tx.selectFrom('customers').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) throw new DomainError('not_found', 'No such customer.', 'id');
   await authorize(tx, ctx, permission, customerResource(row));
+  if (permission === 'customers:write' && row.erased_at)
+    throw new DomainError('customer_erased', 'This customer was erased and can no longer change.');
   return row;
 }
 

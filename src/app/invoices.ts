@@ -34,6 +34,7 @@ import {
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 import { emitEvent, invoiceObject } from './webhooks.js';
+import { decryptOrNull } from './shredded.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type LineRow = Selectable<InvoiceLinesTable>;
@@ -392,15 +393,16 @@ async function view(
   lines: LineRow[],
   expandCustomer = false,
 ): Promise<InvoiceView> {
-  const notes =
-    row.notes_enc === null
-      ? null
-      : await deps.cipher.decrypt(
-          tx,
-          { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
-          { table: 'invoices', column: 'notes_enc', rowId: row.id },
-          row.notes_enc,
-        );
+  // null once the customer is erased (their data key destroyed)
+  const notes = await decryptOrNull(
+    deps.cipher,
+    tx,
+    { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
+    'invoices',
+    'notes_enc',
+    row.id,
+    row.notes_enc,
+  );
   const breakdown = row.tax_breakdown as {
     category: string;
     percentage: string;

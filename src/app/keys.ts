@@ -551,9 +551,9 @@ export async function rotateMaster(
  */
 export async function shredSubjectKeys(
   tx: Tx,
-  cipher: FieldCipherAdmin,
+  cipher: Pick<FieldCipherAdmin, 'forget'>,
   orgId: Scope,
-  subject: { type: 'customer' | 'user'; id: string },
+  subject: { type: 'customer' | 'user' | 'retention'; id: string },
 ): Promise<number> {
   const t = orgId === null ? sql.table('platform_data_keys') : sql.table('org_data_keys');
   const org = orgId === null ? sql`true` : sql`org_id = ${orgId}`;

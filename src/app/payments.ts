@@ -24,6 +24,7 @@ import { amount, isoDay } from './invoices.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, type PageParams } from './pagination.js';
 import { emitEvent, invoiceObject, paymentObject } from './webhooks.js';
+import { decryptOrNull } from './shredded.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type PaymentRow = Selectable<PaymentsTable>;
@@ -212,15 +213,16 @@ async function view(
   row: PaymentRow,
   allocations: AllocationRow[],
 ): Promise<PaymentView> {
-  const reference =
-    row.reference_enc === null
-      ? null
-      : await deps.cipher.decrypt(
-          tx,
-          { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
-          { table: 'payments', column: 'reference_enc', rowId: row.id },
-          row.reference_enc,
-        );
+  // null once the customer is erased (their data key destroyed)
+  const reference = await decryptOrNull(
+    deps.cipher,
+    tx,
+    { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
+    'payments',
+    'reference_enc',
+    row.id,
+    row.reference_enc,
+  );
   const active = allocations.filter((a) => a.unapplied_at === null);
   return {
     id: row.id,

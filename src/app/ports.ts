@@ -10,7 +10,7 @@ export interface CipherScope {
   /** null for platform-level secrets that belong to no org (e.g. a user's TOTP secret). */
   orgId: string | null;
   /** A subject with its own data key, destroyed to shred everything about it (e.g. a customer). */
-  subject?: { type: 'customer' | 'user'; id: string };
+  subject?: { type: 'customer' | 'user' | 'retention'; id: string };
 }
 
 /** Where a ciphertext lives; bound into the AAD so it cannot be moved elsewhere. */
@@ -26,6 +26,8 @@ export interface FieldCipher {
   decrypt(tx: Tx, scope: CipherScope, field: FieldRef, ciphertext: string): Promise<string>;
   /** Keyed, truncated HMAC of the normalised value, for exact-match lookup of encrypted fields. */
   blindIndex(tx: Tx, orgId: string | null, purpose: string, value: string): Promise<string>;
+  /** Drops keys cached in this process (after a key was destroyed: erasure, retention purge). */
+  forget?(): void;
 }
 
 /** Time, injectable so tests can move it (lockouts, session expiry) without sleeping. */

@@ -15,6 +15,7 @@ import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, type PageParams } from './pagination.js';
 import { creditPosition, lockCustomer, lockUnappliedPayments, personOf } from './payments.js';
 import { emitEvent, refundObject } from './webhooks.js';
+import { decryptOrNull } from './shredded.js';
 
 type RefundRow = Selectable<RefundsTable>;
 type PaymentRow = Selectable<PaymentsTable>;
@@ -54,12 +55,17 @@ async function view(deps: BillingDeps, tx: Tx, r: RefundRow): Promise<RefundView
     payment: r.payment_id,
     amount: amount(r.amount),
     currency: r.currency,
-    reason: await deps.cipher.decrypt(
-      tx,
-      { orgId: r.org_id, subject: { type: 'customer', id: r.customer_id } },
-      { table: 'refunds', column: 'reason_enc', rowId: r.id },
-      r.reason_enc,
-    ),
+    // '' once the customer is erased (their data key destroyed)
+    reason:
+      (await decryptOrNull(
+        deps.cipher,
+        tx,
+        { orgId: r.org_id, subject: { type: 'customer', id: r.customer_id } },
+        'refunds',
+        'reason_enc',
+        r.id,
+        r.reason_enc,
+      )) ?? '',
     status: r.status,
     requested_by: r.requested_by,
     approved_by: r.approved_by,

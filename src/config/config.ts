@@ -77,6 +77,8 @@ const schema = z.object({
       }
     }),
   BILLVAULT_WEBHOOK_DISPATCH_INTERVAL_MS: intIn(100, 60_000).default(1000),
+  BILLVAULT_ERASURE_LOG: z.string().min(1).optional(),
+  BILLVAULT_RETENTION_INTERVAL_HOURS: intIn(0, 24 * 31).default(24),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -100,6 +102,8 @@ export interface Config {
   devMode: boolean;
   /** Outbound webhooks: SSRF exceptions (host names, addresses, CIDRs) and the dispatcher's interval. */
   webhooks: { allowHosts: string; dispatchIntervalMs: number };
+  /** The erasure log (tombstones kept outside the database) and how often `serve` runs retention (0: never). */
+  privacy: { erasureLog: string; retentionIntervalHours: number };
 }
 
 const KEYS = Object.keys(schema.shape) as (keyof RawConfig)[];
@@ -183,6 +187,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     webhooks: {
       allowHosts: raw.BILLVAULT_WEBHOOK_ALLOW_HOSTS,
       dispatchIntervalMs: raw.BILLVAULT_WEBHOOK_DISPATCH_INTERVAL_MS,
+    },
+    privacy: {
+      erasureLog: raw.BILLVAULT_ERASURE_LOG
+        ? path.resolve(raw.BILLVAULT_ERASURE_LOG)
+        : path.join(path.dirname(dataDir), `${path.basename(dataDir)}-erasures.jsonl`),
+      retentionIntervalHours: raw.BILLVAULT_RETENTION_INTERVAL_HOURS,
     },
   };
 }

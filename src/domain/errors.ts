@@ -30,6 +30,8 @@ export const ERROR_CODES = [
   'quote_not_accepted',
   'refund_not_pending',
   'allocation_already_unapplied',
+  'customer_erased',
+  'legal_hold',
   // 422: well-formed but invalid
   'validation_failed',
   'currency_unknown',

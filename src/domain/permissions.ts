@@ -33,6 +33,9 @@ export const PERMISSIONS = [
   'audit:read',
   'gdpr:export',
   'gdpr:erase',
+  'gdpr:legal_hold',
+  'privacy:read',
+  'restricted_data:read',
   'break_glass:grant',
   'webhooks:manage',
 ] as const;
@@ -75,6 +78,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> =
     'api_keys:manage',
     'audit:read',
     'webhooks:manage',
+    'gdpr:legal_hold',
+    'privacy:read',
   ]),
   finance_manager: new Set<Permission>([
     ...READ_FINANCIAL,
@@ -119,6 +124,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> =
     'reports:read',
     'invoices:read',
     'payments:read',
+    'privacy:read',
+    'restricted_data:read',
   ]),
 };
 

@@ -14,6 +14,7 @@ import type { Lookup, SsrfPolicy } from '../adapters/net/ssrf.js';
 import type { Ctx } from '../app/context.js';
 import type { BillingDeps } from '../app/customers.js';
 import { recordDenied } from '../app/denials.js';
+import type { ErasureLog } from '../app/privacy.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -29,6 +30,7 @@ import { customerRoutes } from './routes/customers.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
 import { paymentRoutes } from './routes/payments.js';
+import { privacyRoutes } from './routes/privacy.js';
 import { productRoutes } from './routes/products.js';
 import { quoteRoutes } from './routes/quotes.js';
 import { refundRoutes } from './routes/refunds.js';
@@ -61,6 +63,8 @@ export interface AppDeps {
   billing?: BillingDeps;
   /** Outbound webhooks: the SSRF policy for endpoint URLs (default: https to public addresses only). */
   webhooks?: { ssrf: SsrfPolicy; lookup?: Lookup };
+  /** Where erasures are remembered outside the database (re-applied after a restore). */
+  erasureLog?: ErasureLog;
   /** More route modules (later features). */
   plugins?: ((app: App, deps: AppDeps) => void)[];
 }
@@ -199,6 +203,7 @@ export async function buildApp(deps: AppDeps) {
     paymentRoutes(app, billing);
     refundRoutes(app, billing);
     webhookRoutes(app, { ...billing, ...deps.webhooks });
+    privacyRoutes(app, { ...billing, ...(deps.erasureLog ? { erasureLog: deps.erasureLog } : {}) });
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

@@ -24,6 +24,8 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   quote_not_accepted: 409,
   refund_not_pending: 409,
   allocation_already_unapplied: 409,
+  customer_erased: 409,
+  legal_hold: 409,
   validation_failed: 422,
   currency_unknown: 422,
   currency_mismatch: 422,

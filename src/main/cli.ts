@@ -6,6 +6,7 @@ import { registerBackupCommands } from '../cli/commands/backup.js';
 import { registerCatalogCommands } from '../cli/commands/catalog.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerLedgerCommands } from '../cli/commands/ledger.js';
+import { registerPrivacyCommands } from '../cli/commands/privacy.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
 import { registerUserCommands } from '../cli/commands/users.js';
 import { CliError } from '../cli/output.js';
@@ -27,6 +28,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerUserCommands(program);
   registerApiKeyCommands(program);
   registerCatalogCommands(program);
+  registerPrivacyCommands(program);
   registerAuditCommands(program);
   try {
     await program.parseAsync(argv);

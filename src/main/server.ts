@@ -8,8 +8,10 @@ import { createTotp } from '../adapters/crypto/totp.js';
 import { createWebAuthn, relyingPartyFromUrl } from '../adapters/crypto/webauthn.js';
 import { migrationStatus } from '../adapters/db/index.js';
 import { parseAllowList, type SsrfPolicy } from '../adapters/net/ssrf.js';
+import { fileErasureLog } from '../adapters/privacy/erasure-log.js';
 import { AuditSealer } from '../app/audit-chain.js';
 import { type Clock, type FieldCipher, systemClock } from '../app/ports.js';
+import { runRetentionAll } from '../app/retention.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { WebhookDispatcher } from '../app/webhook-dispatcher.js';
 import { type Config, ConfigError } from '../config/config.js';
@@ -38,14 +40,19 @@ export function checkTransport(config: Pick<Config, 'host' | 'tls' | 'behindTlsP
 export async function createIdentityDeps(rt: Runtime, clock: Clock = systemClock): Promise<IdentityDeps> {
   // The master key is loaded on first use only: creating a user or an API key needs none.
   let loaded: Promise<FieldCipher> | undefined;
+  let ready: ReturnType<typeof createFieldCipher> | undefined;
   const real = () => {
-    loaded ??= loadKeyProvider(rt.config).then((kp) => createFieldCipher(kp));
+    loaded ??= loadKeyProvider(rt.config).then((kp) => {
+      ready = createFieldCipher(kp);
+      return ready;
+    });
     return loaded;
   };
   const cipher: FieldCipher = {
     encrypt: async (tx, scope, field, plaintext) => (await real()).encrypt(tx, scope, field, plaintext),
     decrypt: async (tx, scope, field, ciphertext) => (await real()).decrypt(tx, scope, field, ciphertext),
     blindIndex: async (tx, orgId, purpose, value) => (await real()).blindIndex(tx, orgId, purpose, value),
+    forget: () => ready?.forget(),
   };
   const passwords = createPasswordHasher();
   // Computed now, so the first login for an unknown account costs what every other one does.
@@ -92,6 +99,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
     readiness,
     identity,
     webhooks: { ssrf },
+    erasureLog: fileErasureLog(config.privacy.erasureLog),
     hsts: Boolean(tls) || config.behindTlsProxy,
     ...(tls
       ? { serverFactory: (handler) => https.createServer({ ...tls, minVersion: 'TLSv1.2' }, handler) }
@@ -122,6 +130,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
       'webhook dispatch failed',
     ),
   );
+  const retention = scheduleRetention(rt.logger, identity, config.privacy.retentionIntervalHours);
   return {
     app,
     url,
@@ -131,9 +140,53 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
     // its outcome; an unrecorded one would be sent again after its lease, never lost.
     close: async () => {
       void sealing.stop();
+      retention.stop();
       const closing = app.close();
       await dispatching.stop();
       return closing;
+    },
+  };
+}
+
+/**
+ * Retention policies on a schedule (DESIGN.md §5): a first run a minute after start, then every
+ * `hours` (0 turns it off). Each org's run is one transaction and one audit event; a failure
+ * is logged and retried at the next tick. The timer never keeps the process alive.
+ */
+export function scheduleRetention(
+  logger: Pick<Runtime['logger'], 'info' | 'error'>,
+  identity: Pick<IdentityDeps, 'db' | 'cipher' | 'clock'>,
+  hours: number,
+  firstDelayMs = 60_000,
+): { stop(): void } {
+  if (hours <= 0) return { stop() {} };
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      const reports = await runRetentionAll(identity, { dryRun: false });
+      logger.info(
+        {
+          component: 'retention',
+          orgs: reports.length,
+          counts: reports.map((r) => r.classes.map((c) => c.count)),
+        },
+        'retention run done',
+      );
+    } catch (e) {
+      logger.error({ component: 'retention', error: (e as Error).message }, 'retention run failed');
+    }
+    if (!stopped) {
+      timer = setTimeout(tick, hours * 3_600_000);
+      timer.unref();
+    }
+  };
+  timer = setTimeout(tick, firstDelayMs);
+  timer.unref();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
     },
   };
 }

@@ -562,6 +562,46 @@ const RULES: Record<string, Rule> = {
     ok: 200,
     build: async (c) => ({ method: 'POST', url: `/v1/customers/${await customer(c)}/unarchive` }),
   },
+  // privacy (GDPR): export and erasure need step-up (the cells' sessions are fresh)
+  'GET /v1/customers/:id/export': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'GET', url: `/v1/customers/${await customer(c)}/export?format=csv` }),
+  },
+  'POST /v1/customers/:id/erase': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({
+      method: 'POST',
+      url: `/v1/customers/${await customer(c)}/erase`,
+      payload: { reason: 'data_subject_request' },
+    }),
+  },
+  'POST /v1/customers/:id/legal_hold': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({
+      method: 'POST',
+      url: `/v1/customers/${await customer(c)}/legal_hold`,
+      payload: { reason: 'matrix' },
+    }),
+  },
+  'DELETE /v1/customers/:id/legal_hold': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'DELETE', url: `/v1/customers/${await customer(c)}/legal_hold` }),
+  },
+  'GET /v1/invoices/:id/buyer': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({ method: 'GET', url: `/v1/invoices/${await openInvoice(c)}/buyer` }),
+  },
+  'GET /v1/privacy/processing-records': get('/v1/privacy/processing-records'),
   // catalog
   'POST /v1/tax_rates': {
     scopes: NONE,

@@ -20,6 +20,29 @@ import type { Tx } from '../db/tx.js';
  */
 export type FieldSpec = string | { column: string; blindIndex?: { column: string; purpose: string } };
 
+/** GDPR Art. 30 data categories of encrypted fields (records of processing activities). */
+export const DATA_CATEGORIES = [
+  'identity',
+  'contact',
+  'financial',
+  'tax',
+  'authentication',
+  'free_text',
+  'commercial',
+] as const;
+export type DataCategory = (typeof DATA_CATEGORIES)[number];
+
+/** What an encrypted field holds and why (Art. 30(1)(b)–(f)); every registered field declares it. */
+export interface FieldPrivacy {
+  category: DataCategory;
+  /** Whose data it is. */
+  subjects: 'customers' | 'customer contacts' | 'users' | 'org contacts';
+  purpose: string;
+  /** Art. 6(1) basis. */
+  legal_basis: 'contract' | 'legal_obligation' | 'legitimate_interest' | 'consent';
+  retention: string;
+}
+
 export interface EncryptedTableSpec<F extends string> {
   table: string;
   /** The row id bound into every ciphertext's AAD. */
@@ -29,6 +52,8 @@ export interface EncryptedTableSpec<F extends string> {
   /** When each row has its own subject key (a customer's): the subject type and the column holding its id. */
   subject?: { type: 'customer' | 'user'; column: string };
   fields: Record<F, FieldSpec>;
+  /** The data category, purpose, legal basis and retention of every field (a test requires it). */
+  privacy?: Partial<Record<F, FieldPrivacy>>;
 }
 
 export interface EncryptedTable<F extends string> {

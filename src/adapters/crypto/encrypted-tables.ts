@@ -1,4 +1,4 @@
-import { encryptedTable } from './encrypted-columns.js';
+import { encryptedTable, type FieldPrivacy } from './encrypted-columns.js';
 
 /**
  * Every table with encrypted columns, declared in one place so that `billvault keys reencrypt`
@@ -12,6 +12,35 @@ export const orgContactsCrypto = encryptedTable({
     name: 'name_enc',
     email: { column: 'email_enc', blindIndex: { column: 'email_bidx', purpose: 'email' } },
   },
+  privacy: {
+    name: {
+      category: 'identity',
+      subjects: 'org contacts',
+      purpose: 'contacting the business that uses Billvault',
+      legal_basis: 'contract',
+      retention: 'while the org exists',
+    },
+    email: {
+      category: 'contact',
+      subjects: 'org contacts',
+      purpose: 'contacting the business that uses Billvault',
+      legal_basis: 'contract',
+      retention: 'while the org exists',
+    },
+  },
+});
+
+const customerField = (
+  category: FieldPrivacy['category'],
+  purpose: string,
+  legal_basis: FieldPrivacy['legal_basis'] = 'contract',
+): FieldPrivacy => ({
+  category,
+  subjects: 'customers',
+  purpose,
+  legal_basis,
+  retention:
+    'until erasure (crypto-shredded); on issued invoices the buyer details are kept restricted for privacy.retention_years',
 });
 
 /**
@@ -34,6 +63,21 @@ export const customersCrypto = encryptedTable({
     tax_id: { column: 'tax_id_enc', blindIndex: { column: 'tax_id_bidx', purpose: 'tax_id' } },
     notes: 'notes_enc',
   },
+  privacy: {
+    name: customerField('identity', 'invoicing and account management'),
+    legal_name: customerField(
+      'identity',
+      'invoicing (legal name of the buyer on invoices)',
+      'legal_obligation',
+    ),
+    email: customerField('contact', 'sending invoices, quotes and reminders'),
+    cc_emails: customerField('contact', 'sending invoices to further recipients the customer named'),
+    phone: customerField('contact', 'contacting the customer about their account'),
+    billing_address: customerField('contact', 'invoicing (buyer address on invoices)', 'legal_obligation'),
+    shipping_address: customerField('contact', 'delivering goods'),
+    tax_id: customerField('tax', 'invoicing and tax reporting (buyer VAT id)', 'legal_obligation'),
+    notes: customerField('free_text', 'account management notes', 'legitimate_interest'),
+  },
 });
 
 /**
@@ -48,4 +92,100 @@ export const webhookEndpointsCrypto = encryptedTable({
     url: 'url_enc',
     secret: 'secret_enc',
   },
+  privacy: {
+    url: {
+      category: 'authentication',
+      subjects: 'org contacts',
+      purpose: 'delivering signed event notifications to the org\'s own systems (a URL may carry a token)',
+      legal_basis: 'contract',
+      retention: 'until the endpoint is deleted',
+    },
+    secret: {
+      category: 'authentication',
+      subjects: 'org contacts',
+      purpose: 'signing outbound webhook deliveries',
+      legal_basis: 'contract',
+      retention: 'until the endpoint is deleted or its secret rotated',
+    },
+  },
 });
+
+/**
+ * Encrypted columns kept outside the registry (their rows are immutable documents, or their
+ * scope differs per column), classified here so the records of processing list every
+ * encrypted field of the schema. A test compares this with the database's `*_enc` columns.
+ */
+export const OTHER_ENCRYPTED_COLUMNS: readonly ({ table: string; column: string } & FieldPrivacy)[] = [
+  {
+    table: 'invoices',
+    column: 'notes_enc',
+    category: 'free_text',
+    subjects: 'customers',
+    purpose: 'notes printed on an invoice',
+    legal_basis: 'contract',
+    retention: "crypto-shredded with the customer's data key",
+  },
+  {
+    table: 'invoices',
+    column: 'buyer_snapshot_enc',
+    category: 'identity',
+    subjects: 'customers',
+    purpose: 'buyer name, address, tax id and email frozen on an issued invoice',
+    legal_basis: 'legal_obligation',
+    retention: 'moved to restricted retention at erasure; purged after issue date + privacy.retention_years',
+  },
+  {
+    table: 'retained_buyer_details',
+    column: 'details_enc',
+    category: 'identity',
+    subjects: 'customers',
+    purpose: 'legally required buyer details of an erased customer (restricted, Art. 18)',
+    legal_basis: 'legal_obligation',
+    retention: 'until retain_until (issue date + privacy.retention_years), then purged',
+  },
+  {
+    table: 'payments',
+    column: 'reference_enc',
+    category: 'financial',
+    subjects: 'customers',
+    purpose: 'matching payments (remittance text)',
+    legal_basis: 'contract',
+    retention: "crypto-shredded with the customer's data key",
+  },
+  {
+    table: 'payments',
+    column: 'card_token_enc',
+    category: 'financial',
+    subjects: 'customers',
+    purpose: "the payment gateway's card token (never a card number)",
+    legal_basis: 'contract',
+    retention: "crypto-shredded with the customer's data key",
+  },
+  {
+    table: 'refunds',
+    column: 'reason_enc',
+    category: 'free_text',
+    subjects: 'customers',
+    purpose: 'why a refund was made',
+    legal_basis: 'legal_obligation',
+    retention: "crypto-shredded with the customer's data key",
+  },
+  {
+    table: 'idempotency_keys',
+    column: 'response_enc',
+    category: 'commercial',
+    subjects: 'customers',
+    purpose: 'replaying a retried API request (may repeat customer details)',
+    legal_basis: 'legitimate_interest',
+    retention: 'retention.idempotency_hours (default 24 hours)',
+  },
+  {
+    table: 'users',
+    column: 'totp_secret_enc',
+    category: 'authentication',
+    subjects: 'users',
+    purpose: 'second-factor authentication',
+    legal_basis: 'legitimate_interest',
+    retention: 'until the user removes the factor',
+  },
+];

@@ -5,7 +5,8 @@ export interface CustomersTable {
   org_id: string;
   id: string;
   display_name: string | null;
-  name_enc: string;
+  /** Null only once the customer is erased. */
+  name_enc: string | null;
   legal_name_enc: string | null;
   email_enc: string | null;
   email_bidx: string | null;
@@ -22,9 +23,26 @@ export interface CustomersTable {
   owner_user_id: string | null;
   metadata: ColumnType<Record<string, string>, string, string>;
   archived_at: Date | null;
+  /** Erasure (crypto-shredding) and legal hold (0012_privacy.sql). */
+  erased_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  legal_hold_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  legal_hold_by: ColumnType<string | null, string | null | undefined, string | null>;
+  legal_hold_reason: ColumnType<string | null, string | null | undefined, string | null>;
   version: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+/** Buyer details of an erased customer's finalised invoices, restricted and kept until retain_until. */
+export interface RetainedBuyerDetailsTable {
+  org_id: string;
+  invoice_id: string;
+  customer_id: string;
+  details_enc: string | null;
+  retention_key: string;
+  retain_until: ColumnType<string, string, string>;
+  restricted_at: Generated<Date>;
+  purged_at: Date | null;
 }
 
 export interface TaxRatesTable {
@@ -279,4 +297,5 @@ export interface BillingTables {
   payments: PaymentsTable;
   payment_allocations: PaymentAllocationsTable;
   refunds: RefundsTable;
+  retained_buyer_details: RetainedBuyerDetailsTable;
 }

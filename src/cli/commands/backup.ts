@@ -7,8 +7,11 @@ import type { Command } from 'commander';
 import { type BackupSecret, backupKeyId, readHeader } from '../../adapters/backup/archive.js';
 import { createBackup, restoreBackup, verifyBackup } from '../../adapters/backup/dump.js';
 import { migrate } from '../../adapters/db/index.js';
+import { fileErasureLog } from '../../adapters/privacy/erasure-log.js';
+import { reapplyErasures } from '../../app/privacy.js';
 import { loadConfig } from '../../config/config.js';
 import { openRuntime } from '../../main/runtime.js';
+import { createIdentityDeps } from '../../main/server.js';
 import { CliError, makeOut, type Out } from '../output.js';
 
 const MIN_PASSPHRASE = 12;
@@ -195,6 +198,13 @@ export function registerBackupCommands(program: Command): void {
         });
         const secs = (performance.now() - started) / 1000;
         const applied = await migrate(rt.database.pool);
+        // Erasures made after this backup was taken are applied again (the erasure log lives
+        // outside the database), so a restore never brings an erased customer back.
+        const erasureLog = fileErasureLog(config.privacy.erasureLog);
+        const reErased = (await erasureLog.list()).length
+          ? await reapplyErasures(await createIdentityDeps(rt), erasureLog)
+          : [];
+        if (reErased.length) out.info(`applied ${reErased.length} later erasure(s) again`);
         const size = (await stat(file)).size;
         out.result(
           {
@@ -203,6 +213,7 @@ export function registerBackupCommands(program: Command): void {
             tables: res.manifest.tables.length,
             schema_version: res.manifest.schema.version,
             migrated_after_restore: applied,
+            erasures_reapplied: reErased,
             moved_aside: movedAside ?? null,
             mb_per_s: Number((mb(size) / secs).toFixed(2)),
           },

@@ -96,6 +96,8 @@ export const Customer = z.object({
   pii_masked: z.boolean(),
   credit_balance: z.number().int(),
   archived: z.boolean(),
+  erased: z.boolean(),
+  legal_hold: z.boolean(),
   created_at: z.string(),
   updated_at: z.string(),
 });
