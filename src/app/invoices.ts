@@ -33,8 +33,8 @@ import {
 } from './customers.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
-import { emitEvent, invoiceObject } from './webhooks.js';
 import { decryptOrNull } from './shredded.js';
+import { emitEvent, invoiceObject } from './webhooks.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type LineRow = Selectable<InvoiceLinesTable>;

@@ -23,8 +23,8 @@ import { type BillingDeps, creditBalance, customerResource } from './customers.j
 import { amount, isoDay } from './invoices.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, type PageParams } from './pagination.js';
-import { emitEvent, invoiceObject, paymentObject } from './webhooks.js';
 import { decryptOrNull } from './shredded.js';
+import { emitEvent, invoiceObject, paymentObject } from './webhooks.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type PaymentRow = Selectable<PaymentsTable>;

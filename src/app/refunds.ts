@@ -14,8 +14,8 @@ import { amount } from './invoices.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, type PageParams } from './pagination.js';
 import { creditPosition, lockCustomer, lockUnappliedPayments, personOf } from './payments.js';
-import { emitEvent, refundObject } from './webhooks.js';
 import { decryptOrNull } from './shredded.js';
+import { emitEvent, refundObject } from './webhooks.js';
 
 type RefundRow = Selectable<RefundsTable>;
 type PaymentRow = Selectable<PaymentsTable>;

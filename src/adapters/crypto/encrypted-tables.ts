@@ -96,7 +96,7 @@ export const webhookEndpointsCrypto = encryptedTable({
     url: {
       category: 'authentication',
       subjects: 'org contacts',
-      purpose: 'delivering signed event notifications to the org\'s own systems (a URL may carry a token)',
+      purpose: "delivering signed event notifications to the org's own systems (a URL may carry a token)",
       legal_basis: 'contract',
       retention: 'until the endpoint is deleted',
     },
