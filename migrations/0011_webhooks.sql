@@ -81,3 +81,15 @@ CREATE POLICY dispatcher ON webhook_deliveries
 GRANT SELECT, INSERT ON webhook_deliveries TO billvault_app;
 GRANT UPDATE (status, attempts, next_attempt_at, claim_token, last_attempt_at, last_status_code,
               last_error, delivered_at, updated_at) ON webhook_deliveries TO billvault_app;
+
+-- Delivery ids are made inside the fan-out statement (one row per subscribed endpoint), so the
+-- database draws them, in the same form as the application's ids (src/domain/ids.ts): a prefix
+-- and 32 characters of the lower-case base32 alphabet. A hex UUID would do as a key but not as
+-- an id: long runs of decimal digits in hex can look like a card number to the card guard.
+CREATE FUNCTION billvault_new_id(prefix text) RETURNS text
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+  SELECT prefix || '_' || string_agg(
+           substr('0123456789abcdefghjkmnpqrstvwxyz', (get_byte(b, i) % 32) + 1, 1), '' ORDER BY i)
+  FROM (SELECT decode(replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', ''), 'hex') AS b) r,
+       generate_series(0, 31) AS i
+$$;

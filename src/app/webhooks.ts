@@ -201,7 +201,7 @@ export async function emitEvent(
   });
   await sql`INSERT INTO webhook_deliveries
       (org_id, id, endpoint_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
-    SELECT e.org_id, 'whd_' || replace(gen_random_uuid()::text, '-', ''), e.id, ${eventId}, ${type}, ${payload},
+    SELECT e.org_id, billvault_new_id('whd'), e.id, ${eventId}, ${type}, ${payload},
            'pending', 0, ${now}, ${now}, ${now}
     FROM webhook_endpoints e
     WHERE e.org_id = ${orgId} AND e.enabled
