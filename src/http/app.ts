@@ -31,6 +31,7 @@ import { paymentRoutes } from './routes/payments.js';
 import { productRoutes } from './routes/products.js';
 import { quoteRoutes } from './routes/quotes.js';
 import { refundRoutes } from './routes/refunds.js';
+import { reportRoutes } from './routes/reports.js';
 import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
 import { taxRateRoutes } from './routes/tax-rates.js';
@@ -194,6 +195,7 @@ export async function buildApp(deps: AppDeps) {
     quoteRoutes(app, billing);
     paymentRoutes(app, billing);
     refundRoutes(app, billing);
+    reportRoutes(app, billing);
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;
