@@ -6,6 +6,7 @@ import { registerBackupCommands } from '../cli/commands/backup.js';
 import { registerCatalogCommands } from '../cli/commands/catalog.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerLedgerCommands } from '../cli/commands/ledger.js';
+import { registerReportCommands } from '../cli/commands/reports.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
 import { registerUserCommands } from '../cli/commands/users.js';
 import { CliError } from '../cli/output.js';
@@ -28,6 +29,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerApiKeyCommands(program);
   registerCatalogCommands(program);
   registerAuditCommands(program);
+  registerReportCommands(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
