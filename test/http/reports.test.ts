@@ -150,6 +150,23 @@ describe('AR aging', () => {
     });
   });
 
+  it('rounds each converted invoice once in its own rounding mode (half-even org: 2.5 → 2, 3.5 → 4; half-up: 3 and 4)', async () => {
+    for (const [mode, want] of [
+      ['half_even', 2 + 4],
+      ['half_up', 3 + 4],
+    ] as const) {
+      const o = await freshOrg();
+      await sql`INSERT INTO org_settings (org_id, key, value) VALUES (${o.org}, 'invoice.rounding', ${JSON.stringify(mode)}::jsonb)`.execute(
+        t.db,
+      );
+      const c = await o.customer('Rounding Rita');
+      await o.invoice(c, 5, '2026-06-30', { currency: 'USD', fx_rate: '0.5' }); // 2.5 cents
+      await o.invoice(c, 7, '2026-06-30', { currency: 'USD', fx_rate: '0.5' }); // 3.5 cents
+      const v = (await o.get(`/v1/reports/aging?as_of=${AS_OF}`)).json();
+      assert.equal(v.total, want, mode);
+    }
+  });
+
   it('pages the customers with limit and starting_after; totals cover every customer', async () => {
     const o = await freshOrg();
     const ids: string[] = [];
