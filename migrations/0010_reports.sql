@@ -4,9 +4,10 @@
 -- so it needs (1) the open invoices, read from one covering partial index, and (2) the few events
 -- dated after D, each found by its date. Statements read one customer's documents by date.
 
--- (1) Every open invoice with what aging needs, so the aggregate reads the index only.
+-- (1) Every open invoice with what aging needs, so the aggregate reads the index only (after
+-- vacuum has marked the pages all-visible) instead of the wide invoice rows.
 CREATE INDEX invoices_aging_open ON invoices (org_id, customer_id)
-  INCLUDE (due_date, issue_date, currency, amount_remaining, fx_rate, rounding)
+  INCLUDE (id, due_date, issue_date, currency, amount_remaining, fx_rate, rounding)
   WHERE status = 'open';
 -- (2) Invoices voided or written off after D were still open at D.
 CREATE INDEX invoices_voided_at ON invoices (org_id, voided_at) WHERE voided_at IS NOT NULL;

@@ -50,6 +50,8 @@ async function readReport<T>(
     ctx.actor.orgId,
     async (tx) => {
       await authorize(tx, ctx, permission);
+      // the aggregates group up to one row per customer: keep them in memory, not on disk
+      await sql`SET LOCAL work_mem = '64MB'`.execute(tx);
       const out = await fn(tx);
       await recordAudit(tx, {
         orgId: ctx.actor.orgId,
@@ -70,12 +72,6 @@ async function baseCurrency(tx: Tx): Promise<string> {
   return (await tx.selectFrom('orgs').select('base_currency').executeTakeFirstOrThrow()).base_currency;
 }
 
-/** The ISO 4217 exponents as a SQL relation `cur(code, exp)`. */
-function currencyTable(): RawBuilder<unknown> {
-  const m = knownCurrencyExponents();
-  return sql`SELECT * FROM unnest(${[...m.keys()]}::text[], ${[...m.values()]}::int[]) AS c(code, exp)`;
-}
-
 /**
  * SQL for a non-negative amount in an invoice's currency converted to the base currency with the
  * invoice's decimal FX rate: exact numeric product, shifted by the exponents, rounded once
@@ -87,16 +83,26 @@ function toBase(
   currencySql: RawBuilder<unknown>,
   rateSql: RawBuilder<unknown>,
   roundingSql: RawBuilder<unknown>,
-  expSql: RawBuilder<unknown>,
   base: string,
 ): RawBuilder<unknown> {
   const baseExp = currencyExponent(base);
-  const x = sql`(${amountSql}::numeric * ${rateSql}::numeric * power(10::numeric, ${baseExp}::int - ${expSql}))`;
-  return sql`CASE WHEN ${currencySql}::text = ${base} THEN ${amountSql}::numeric
-    WHEN ${rateSql} IS NULL OR ${expSql} IS NULL THEN NULL
-    WHEN ${roundingSql} = 'half_even' THEN floor(${x}) + CASE WHEN ${x} - floor(${x}) > 0.5
-      OR (${x} - floor(${x}) = 0.5 AND mod(floor(${x}), 2) = 1) THEN 1 ELSE 0 END
-    ELSE floor(${x}) + CASE WHEN ${x} - floor(${x}) >= 0.5 THEN 1 ELSE 0 END END`;
+  // Only rows in another currency reach the sub-select (CASE stops at the first match); there the
+  // exact product is computed once, then rounded. Exponents other than 2 are listed (few codes).
+  const byExp = new Map<number, string[]>();
+  for (const [code, e] of knownCurrencyExponents())
+    if (e !== 2) byExp.set(e, [...(byExp.get(e) ?? []), code]);
+  const exp = sql`(CASE ${sql.join(
+    [...byExp].map(([e, codes]) => sql`WHEN ${currencySql}::text = ANY(${codes}::text[]) THEN ${e}::int`),
+    sql` `,
+  )} ELSE 2 END)`;
+  return sql`(CASE WHEN ${currencySql} = ${base}::bpchar THEN ${amountSql}::bigint
+    WHEN ${rateSql} IS NULL THEN NULL
+    ELSE (SELECT CASE WHEN x IS NULL THEN NULL
+                 WHEN ${roundingSql} = 'half_even' THEN floor(x) + CASE WHEN x - floor(x) > 0.5
+                   OR (x - floor(x) = 0.5 AND mod(floor(x), 2) = 1) THEN 1 ELSE 0 END
+                 ELSE floor(x) + CASE WHEN x - floor(x) >= 0.5 THEN 1 ELSE 0 END END
+            FROM (SELECT ${amountSql}::numeric * ${rateSql}::numeric * power(10::numeric, ${baseExp}::int - ${exp}) AS x) fx)
+    END)::bigint`;
 }
 
 const big = (v: string | number | bigint | null | undefined): bigint =>
@@ -204,22 +210,28 @@ interface AgingRaw {
 }
 
 /**
- * The aging aggregate as of `asOf` (see README "AR aging"): open remainder as of that date of
- * every invoice issued on or before it and not voided or written off by then, bucketed by days
- * past its due date, per customer; one page of customers after `startingAfter`.
+ * What was still owed on `asOf` on invoices issued by then (see README "AR aging"): starting from
+ * today's open remainders, money that settled an invoice after `asOf` is added back and money
+ * taken back after it is taken off again; invoices voided, written off or settled since then come
+ * back with the same rule. `adj` holds those changes, per invoice.
  */
-export async function agingAggregate(
-  tx: Tx,
+function agingItems(
   asOf: IsoDate,
-  opts: { customer?: string; limit: number; startingAfter?: string },
-): Promise<AgingRaw> {
-  const base = await baseCurrency(tx);
-  const after = addDays(asOf, 1, 'as_of'); // events at or after midnight UTC of the next day are later than as_of
-  const afterTs = sql`(${after}::date::timestamp AT TIME ZONE 'UTC')`;
-  const only = opts.customer ? sql`AND i.customer_id = ${opts.customer}` : sql``;
-  const [b1, b2, b3] = AGING_BOUNDS;
-  const r = await sql<Record<string, string | null> & { kind: string; customer_id: string | null }>`
-    WITH cur AS (${currencyTable()}),
+  afterTs: RawBuilder<unknown>,
+  customer: string | undefined,
+  history: boolean,
+): RawBuilder<unknown> {
+  const only = customer ? sql`AND i.customer_id = ${customer}` : sql``;
+  if (!history) {
+    // nothing changed after as_of (the usual case for today): the open remainders as they are
+    return sql`
+    items AS (
+      SELECT i.id, i.customer_id, i.due_date, i.currency, i.fx_rate, i.rounding, i.amount_remaining AS rem
+        FROM invoices i
+       WHERE i.status = 'open' AND i.issue_date <= ${asOf}::date ${only}
+    )`;
+  }
+  return sql`
     cand_alloc AS (
       SELECT id FROM payment_allocations WHERE created_at >= ${afterTs}
       UNION SELECT id FROM payment_allocations WHERE unapplied_at >= ${afterTs}
@@ -228,7 +240,7 @@ export async function agingAggregate(
              WHERE p.received_on > ${asOf}::date
     ),
     adj AS (
-      SELECT invoice_id, sum(delta) AS delta FROM (
+      SELECT invoice_id, sum(delta)::bigint AS delta FROM (
         SELECT a.invoice_id,
           (CASE WHEN a.unapplied_at IS NULL THEN a.amount ELSE 0 END)
           - (CASE WHEN (CASE WHEN p.id IS NOT NULL AND a.created_at = p.created_at THEN p.received_on
@@ -243,58 +255,103 @@ export async function agingAggregate(
          WHERE issue_date > ${asOf}::date AND applied_to_invoice > 0
       ) x GROUP BY invoice_id
     ),
+    cand AS (
+      SELECT invoice_id AS id FROM adj
+      UNION SELECT id FROM invoices WHERE voided_at >= ${afterTs}
+      UNION SELECT id FROM invoices WHERE uncollectible_at >= ${afterTs}
+    ),
     items AS (
       SELECT i.id, i.customer_id, i.due_date, i.currency, i.fx_rate, i.rounding,
              i.amount_remaining + coalesce(adj.delta, 0) AS rem
         FROM invoices i LEFT JOIN adj ON adj.invoice_id = i.id
        WHERE i.status = 'open' AND i.issue_date <= ${asOf}::date ${only}
       UNION ALL
+      -- settled, void or written-off today but still open on as_of: few, one index lookup each
       SELECT i.id, i.customer_id, i.due_date, i.currency, i.fx_rate, i.rounding,
              i.amount_due - i.amount_paid - i.amount_credited + coalesce(adj.delta, 0) AS rem
-        FROM invoices i LEFT JOIN adj ON adj.invoice_id = i.id
+        FROM cand
+       CROSS JOIN LATERAL (SELECT * FROM invoices i WHERE i.id = cand.id LIMIT 1) i
+        LEFT JOIN adj ON adj.invoice_id = i.id
        WHERE i.status IN ('paid', 'void', 'uncollectible') AND i.issue_date <= ${asOf}::date ${only}
          AND (i.voided_at IS NULL OR i.voided_at >= ${afterTs})
          AND (i.uncollectible_at IS NULL OR i.uncollectible_at >= ${afterTs})
-         AND i.id IN (SELECT invoice_id FROM adj
-                      UNION SELECT id FROM invoices WHERE voided_at >= ${afterTs}
-                      UNION SELECT id FROM invoices WHERE uncollectible_at >= ${afterTs})
-    ),
-    conv AS (
-      SELECT it.id, it.customer_id, it.currency, it.rem, ${asOf}::date - it.due_date AS days,
-             ${toBase(sql`it.rem`, sql`it.currency`, sql`it.fx_rate`, sql`it.rounding`, sql`fc.exp`, base)} AS amt
-        FROM items it LEFT JOIN cur fc ON fc.code = it.currency::text
-       WHERE it.rem > 0
-    ),
+    )`;
+}
+
+/** Whether anything that moves a receivable happened after `asOf` (each test is one index probe). */
+async function changedSince(tx: Tx, asOf: IsoDate, afterTs: RawBuilder<unknown>): Promise<boolean> {
+  const r = await sql<{ changed: boolean }>`
+    SELECT EXISTS (SELECT 1 FROM payment_allocations WHERE created_at >= ${afterTs})
+        OR EXISTS (SELECT 1 FROM payment_allocations WHERE unapplied_at >= ${afterTs})
+        OR EXISTS (SELECT 1 FROM payments WHERE received_on > ${asOf}::date)
+        OR EXISTS (SELECT 1 FROM credit_notes WHERE issue_date > ${asOf}::date)
+        OR EXISTS (SELECT 1 FROM invoices WHERE voided_at >= ${afterTs})
+        OR EXISTS (SELECT 1 FROM invoices WHERE uncollectible_at >= ${afterTs}) AS changed`.execute(tx);
+  return r.rows[0]?.changed ?? true;
+}
+
+/**
+ * The aging aggregate as of `asOf`: open remainder on that date of every invoice issued on or
+ * before it and not voided or written off by then, bucketed by days past its due date, per
+ * customer (one SQL aggregate); totals over all customers and one page of customers after
+ * `startingAfter`.
+ */
+export async function agingAggregate(
+  tx: Tx,
+  asOf: IsoDate,
+  opts: { customer?: string; limit: number; startingAfter?: string },
+): Promise<AgingRaw> {
+  const base = await baseCurrency(tx);
+  const after = addDays(asOf, 1, 'as_of'); // events at or after midnight UTC of the next day are later than as_of
+  const afterTs = sql`(${after}::date::timestamp AT TIME ZONE 'UTC')`;
+  // the first day past due of each bucket boundary: due on or after d1 is at most 30 days past due, …
+  const [d1, d2, d3] = AGING_BOUNDS.map((b) => addDays(asOf, -b, 'as_of'));
+  const history = await changedSince(tx, asOf, afterTs);
+  const r = await sql<Record<string, string | null> & { kind: string; customer_id: string | null }>`
+    WITH ${agingItems(asOf, afterTs, opts.customer, history)},
     per_customer AS (
-      SELECT customer_id,
-             sum(amt) FILTER (WHERE days <= 0) AS current,
-             sum(amt) FILTER (WHERE days > 0 AND days <= ${b1}::int) AS d1_30,
-             sum(amt) FILTER (WHERE days > ${b1}::int AND days <= ${b2}::int) AS d31_60,
-             sum(amt) FILTER (WHERE days > ${b2}::int AND days <= ${b3}::int) AS d61_90,
-             sum(amt) FILTER (WHERE days > ${b3}::int) AS over_90,
-             sum(amt) AS total
-        FROM conv WHERE amt IS NOT NULL GROUP BY customer_id
+      -- days past due = as_of − due_date, compared as dates: d1_30 is due in [as_of − 30, as_of − 1], …
+      SELECT x.customer_id,
+             sum(x.amt) FILTER (WHERE x.due_date >= ${asOf}::date) AS current,
+             sum(x.amt) FILTER (WHERE x.due_date < ${asOf}::date AND x.due_date >= ${d1}::date) AS d1_30,
+             sum(x.amt) FILTER (WHERE x.due_date < ${d1}::date AND x.due_date >= ${d2}::date) AS d31_60,
+             sum(x.amt) FILTER (WHERE x.due_date < ${d2}::date AND x.due_date >= ${d3}::date) AS d61_90,
+             sum(x.amt) FILTER (WHERE x.due_date < ${d3}::date) AS over_90,
+             sum(x.amt) AS total,
+             count(*) FILTER (WHERE x.amt IS NULL) AS missing
+        -- OFFSET 0 keeps the conversion in the sub-select: computed once per invoice, not once per aggregate
+        FROM (SELECT it.customer_id, it.due_date,
+                     ${toBase(sql`it.rem`, sql`it.currency`, sql`it.fx_rate`, sql`it.rounding`, base)} AS amt
+                FROM items it WHERE it.rem > 0 OFFSET 0) x
+       GROUP BY x.customer_id
     )
     SELECT 'total' AS kind, NULL AS customer_id, sum(current)::text AS current, sum(d1_30)::text AS d1_30,
            sum(d31_60)::text AS d31_60, sum(d61_90)::text AS d61_90, sum(over_90)::text AS over_90,
-           sum(total)::text AS total, count(*)::text AS customers,
-           (SELECT count(*) FROM conv WHERE amt IS NULL)::text AS missing_count,
-           (SELECT json_agg(id)::text FROM (SELECT id FROM conv WHERE amt IS NULL ORDER BY id LIMIT 100) m) AS missing,
-           (SELECT json_agg(json_build_object('currency', currency, 'amount', s::text))::text
-              FROM (SELECT currency, sum(rem) AS s FROM conv WHERE amt IS NULL GROUP BY currency ORDER BY currency) m2) AS missing_by_currency
+           sum(total)::text AS total, count(total)::text AS customers, sum(missing)::text AS missing_count
       FROM per_customer
     UNION ALL
     (SELECT 'customer', customer_id, current::text, d1_30::text, d31_60::text, d61_90::text, over_90::text,
-            total::text, NULL, NULL, NULL, NULL
-       FROM per_customer WHERE customer_id > ${opts.startingAfter ?? ''}
+            total::text, NULL, NULL
+       FROM per_customer WHERE total IS NOT NULL AND customer_id > ${opts.startingAfter ?? ''}
       ORDER BY customer_id LIMIT ${opts.limit + 1})`.execute(tx);
   const totalRow = r.rows.find((x) => x.kind === 'total');
   const rows = r.rows.filter((x) => x.kind === 'customer');
-  const hasMore = rows.length > opts.limit;
-  const byCurrency = JSON.parse(totalRow?.missing_by_currency ?? '[]') as {
-    currency: string;
-    amount: string;
-  }[];
+  const missingCount = Number(totalRow?.missing_count ?? 0);
+  const unconverted: AgingView['unconverted'] = { count: missingCount, invoices: [], by_currency: [] };
+  if (missingCount > 0) {
+    // rare (foreign invoices finalised without a rate): name them, from the same definition
+    const m = await sql<{ ids: string | null; by_currency: string | null }>`
+      WITH ${agingItems(asOf, afterTs, opts.customer, history)},
+      t AS (SELECT id, currency::text AS currency, rem FROM items
+             WHERE rem > 0 AND currency::text <> ${base} AND fx_rate IS NULL)
+      SELECT (SELECT json_agg(id ORDER BY id)::text FROM (SELECT id FROM t ORDER BY id LIMIT 100) x) AS ids,
+             (SELECT json_agg(json_build_object('currency', currency, 'amount', s::text) ORDER BY currency)::text
+                FROM (SELECT currency, sum(rem) AS s FROM t GROUP BY currency) y) AS by_currency`.execute(tx);
+    unconverted.invoices = JSON.parse(m.rows[0]?.ids ?? '[]') as string[];
+    unconverted.by_currency = (
+      JSON.parse(m.rows[0]?.by_currency ?? '[]') as { currency: string; amount: string }[]
+    ).map((x) => ({ currency: x.currency, amount: amount(BigInt(x.amount)) }));
+  }
   return {
     as_of: asOf,
     currency: base,
@@ -304,12 +361,8 @@ export async function agingAggregate(
     customers: rows
       .slice(0, opts.limit)
       .map((c) => ({ customer: c.customer_id as string, buckets: bucketsOf(c), total: big(c.total) })),
-    hasMore,
-    unconverted: {
-      count: Number(totalRow?.missing_count ?? 0),
-      invoices: JSON.parse(totalRow?.missing ?? '[]') as string[],
-      by_currency: byCurrency.map((m) => ({ currency: m.currency, amount: amount(BigInt(m.amount)) })),
-    },
+    hasMore: rows.length > opts.limit,
+    unconverted,
   };
 }
 
@@ -413,11 +466,10 @@ export async function outstandingReport(deps: BillingDeps, ctx: Ctx): Promise<Ou
   return readReport(deps, ctx, 'reports:read', 'outstanding', {}, async (tx) => {
     const base = await baseCurrency(tx);
     const r = await sql<Record<string, string>>`
-      WITH cur AS (${currencyTable()}),
-      conv AS (
+      WITH conv AS (
         SELECT i.currency, i.amount_remaining AS rem, i.due_date < ${today}::date AS overdue,
-               ${toBase(sql`i.amount_remaining`, sql`i.currency`, sql`i.fx_rate`, sql`i.rounding`, sql`fc.exp`, base)} AS amt
-          FROM invoices i LEFT JOIN cur fc ON fc.code = i.currency::text
+               ${toBase(sql`i.amount_remaining`, sql`i.currency`, sql`i.fx_rate`, sql`i.rounding`, base)} AS amt
+          FROM invoices i
          WHERE i.status = 'open' AND i.amount_remaining > 0
       )
       SELECT currency::text, sum(rem)::text AS outstanding, coalesce(sum(rem) FILTER (WHERE overdue), 0)::text AS overdue,
@@ -451,17 +503,15 @@ export async function outstandingReport(deps: BillingDeps, ctx: Ctx): Promise<Ou
 async function creditSales(tx: Tx, base: string, p: Period) {
   const afterTs = sql`(${addDays(p.to, 1, 'to')}::date::timestamp AT TIME ZONE 'UTC')`;
   const r = await sql<{ invoiced: string | null; credited: string | null; unconverted: string }>`
-    WITH cur AS (${currencyTable()}),
-    inv AS (
+    WITH inv AS (
       SELECT CASE WHEN i.currency::text = ${base} THEN i.total::numeric ELSE i.total_base::numeric END AS amt
         FROM invoices i
        WHERE i.status <> 'draft' AND i.issue_date BETWEEN ${p.from}::date AND ${p.to}::date
          AND (i.voided_at IS NULL OR i.voided_at >= ${afterTs})
     ),
     cn AS (
-      SELECT ${toBase(sql`n.total`, sql`n.currency`, sql`i.fx_rate`, sql`i.rounding`, sql`fc.exp`, base)} AS amt
+      SELECT ${toBase(sql`n.total`, sql`n.currency`, sql`i.fx_rate`, sql`i.rounding`, base)} AS amt
         FROM credit_notes n JOIN invoices i ON i.org_id = n.org_id AND i.id = n.invoice_id
-        LEFT JOIN cur fc ON fc.code = n.currency::text
        WHERE n.issue_date BETWEEN ${p.from}::date AND ${p.to}::date
     )
     SELECT (SELECT sum(amt) FROM inv)::text AS invoiced, (SELECT sum(amt) FROM cn)::text AS credited,
@@ -556,8 +606,7 @@ export async function revenueReport(
     const fromTs = sql`(${p.from}::date::timestamp AT TIME ZONE 'UTC')`;
     const afterTs = sql`(${addDays(p.to, 1, 'to')}::date::timestamp AT TIME ZONE 'UTC')`;
     const r = await sql<Record<string, string | null>>`
-      WITH cur AS (${currencyTable()}),
-      ev AS (
+      WITH ev AS (
         SELECT date_trunc(${unit}, i.issue_date)::date AS period, i.currency::text AS currency,
                i.total AS invoiced, 0::bigint AS credited, 0::bigint AS collected, 0::bigint AS refunded,
                CASE WHEN i.currency::text = ${base} THEN i.total::numeric ELSE i.total_base::numeric END AS base_amt
@@ -565,9 +614,8 @@ export async function revenueReport(
          WHERE i.status NOT IN ('draft', 'void') AND i.issue_date BETWEEN ${p.from}::date AND ${p.to}::date
         UNION ALL
         SELECT date_trunc(${unit}, n.issue_date)::date, n.currency::text, 0, n.total, 0, 0,
-               ${toBase(sql`n.total`, sql`n.currency`, sql`i.fx_rate`, sql`i.rounding`, sql`fc.exp`, base)}
+               ${toBase(sql`n.total`, sql`n.currency`, sql`i.fx_rate`, sql`i.rounding`, base)}
           FROM credit_notes n JOIN invoices i ON i.org_id = n.org_id AND i.id = n.invoice_id
-          LEFT JOIN cur fc ON fc.code = n.currency::text
          WHERE n.issue_date BETWEEN ${p.from}::date AND ${p.to}::date
         UNION ALL
         SELECT date_trunc(${unit}, received_on)::date, currency::text, 0, 0, amount, 0,
@@ -669,8 +717,7 @@ export async function taxReport(
   return readReport(deps, ctx, 'reports:read', 'tax', { from: p.from, to: p.to }, async (tx) => {
     const base = await baseCurrency(tx);
     const r = await sql<Record<string, string | null>>`
-      WITH cur AS (${currencyTable()}),
-      docs AS (
+      WITH docs AS (
         SELECT i.currency, i.fx_rate, i.rounding, i.tax_breakdown AS tb, 1 AS sign
           FROM invoices i
          WHERE i.status NOT IN ('draft', 'void') AND i.issue_date BETWEEN ${p.from}::date AND ${p.to}::date
@@ -682,10 +729,9 @@ export async function taxReport(
       g AS (
         SELECT d.currency::text AS currency, e->>'category' AS category, e->>'percentage' AS percentage, d.sign,
                (e->>'taxable_amount')::bigint AS net, (e->>'tax_amount')::bigint AS tax,
-               ${toBase(sql`(e->>'taxable_amount')::bigint`, sql`d.currency`, sql`d.fx_rate`, sql`d.rounding`, sql`fc.exp`, base)} AS bnet,
-               ${toBase(sql`(e->>'tax_amount')::bigint`, sql`d.currency`, sql`d.fx_rate`, sql`d.rounding`, sql`fc.exp`, base)} AS btax
+               ${toBase(sql`(e->>'taxable_amount')::bigint`, sql`d.currency`, sql`d.fx_rate`, sql`d.rounding`, base)} AS bnet,
+               ${toBase(sql`(e->>'tax_amount')::bigint`, sql`d.currency`, sql`d.fx_rate`, sql`d.rounding`, base)} AS btax
           FROM docs d CROSS JOIN LATERAL jsonb_array_elements(d.tb) AS e
-          LEFT JOIN cur fc ON fc.code = d.currency::text
       )
       SELECT currency, category, percentage,
              coalesce(sum(net) FILTER (WHERE sign = 1), 0)::text AS inet, coalesce(sum(tax) FILTER (WHERE sign = 1), 0)::text AS itax,
@@ -785,8 +831,7 @@ export async function topCustomersReport(
     async (tx) => {
       const base = await baseCurrency(tx);
       const r = await sql<{ customer_id: string; invoiced: string; invoices: string; outstanding: string }>`
-      WITH cur AS (${currencyTable()}),
-      top AS (
+      WITH top AS (
         SELECT customer_id,
                sum(CASE WHEN currency::text = ${base} THEN total::numeric ELSE total_base::numeric END) AS invoiced,
                count(*) AS invoices
@@ -797,8 +842,8 @@ export async function topCustomersReport(
          LIMIT ${limit}
       )
       SELECT t.customer_id, coalesce(t.invoiced, 0)::text AS invoiced, t.invoices::text AS invoices,
-             coalesce((SELECT sum(${toBase(sql`i.amount_remaining`, sql`i.currency`, sql`i.fx_rate`, sql`i.rounding`, sql`fc.exp`, base)})
-                         FROM invoices i LEFT JOIN cur fc ON fc.code = i.currency::text
+             coalesce((SELECT sum(${toBase(sql`i.amount_remaining`, sql`i.currency`, sql`i.fx_rate`, sql`i.rounding`, base)})
+                         FROM invoices i
                         WHERE i.customer_id = t.customer_id AND i.status = 'open'), 0)::text AS outstanding
         FROM top t ORDER BY t.invoiced DESC NULLS LAST, t.customer_id`.execute(tx);
       const { names, unmasked } = await customerNames(
