@@ -34,16 +34,23 @@ export interface AgingReport {
   }[];
 }
 
+/**
+ * Upper bounds (days past due, inclusive) of `d1_30`, `d31_60` and `d61_90`; ≤ 0 is `current`,
+ * above the last is `over_90`. The SQL aggregate of the aging report buckets with these numbers.
+ */
+export const AGING_BOUNDS = [30, 60, 90] as const;
+
 /** The bucket for a number of days past due (≤ 0 is current). */
 export function agingBucket(daysPastDue: number): AgingBucket {
   if (daysPastDue <= 0) return 'current';
-  if (daysPastDue <= 30) return 'd1_30';
-  if (daysPastDue <= 60) return 'd31_60';
-  if (daysPastDue <= 90) return 'd61_90';
+  if (daysPastDue <= AGING_BOUNDS[0]) return 'd1_30';
+  if (daysPastDue <= AGING_BOUNDS[1]) return 'd31_60';
+  if (daysPastDue <= AGING_BOUNDS[2]) return 'd61_90';
   return 'over_90';
 }
 
-function emptyBuckets(): AgingBuckets {
+/** All five buckets at zero. */
+export function emptyBuckets(): AgingBuckets {
   return { current: 0n, d1_30: 0n, d31_60: 0n, d61_90: 0n, over_90: 0n };
 }
 

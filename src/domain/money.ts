@@ -110,6 +110,11 @@ export function currencyExponent(code: string): number {
   return exponent;
 }
 
+/** Every known currency with its exponent (for queries that convert in SQL). */
+export function knownCurrencyExponents(): ReadonlyMap<string, number> {
+  return EXPONENTS;
+}
+
 /** Validates an invoiceable ISO 4217 code and returns it uppercased; fund codes only with `allowFunds`. */
 export function assertCurrency(code: string, options: { readonly allowFunds?: boolean } = {}): Currency {
   const normalised = normaliseCode(code);

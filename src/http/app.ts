@@ -34,6 +34,7 @@ import { privacyRoutes } from './routes/privacy.js';
 import { productRoutes } from './routes/products.js';
 import { quoteRoutes } from './routes/quotes.js';
 import { refundRoutes } from './routes/refunds.js';
+import { reportRoutes } from './routes/reports.js';
 import { identityRoutes } from './routes/sessions.js';
 import { systemRoutes } from './routes/system.js';
 import { taxRateRoutes } from './routes/tax-rates.js';
@@ -204,6 +205,7 @@ export async function buildApp(deps: AppDeps) {
     refundRoutes(app, billing);
     webhookRoutes(app, { ...billing, ...deps.webhooks });
     privacyRoutes(app, { ...billing, ...(deps.erasureLog ? { erasureLog: deps.erasureLog } : {}) });
+    reportRoutes(app, billing);
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

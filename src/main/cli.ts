@@ -7,6 +7,7 @@ import { registerCatalogCommands } from '../cli/commands/catalog.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerLedgerCommands } from '../cli/commands/ledger.js';
 import { registerPrivacyCommands } from '../cli/commands/privacy.js';
+import { registerReportCommands } from '../cli/commands/reports.js';
 import { registerSystemCommands } from '../cli/commands/system.js';
 import { registerUserCommands } from '../cli/commands/users.js';
 import { CliError } from '../cli/output.js';
@@ -30,6 +31,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerCatalogCommands(program);
   registerPrivacyCommands(program);
   registerAuditCommands(program);
+  registerReportCommands(program);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -602,6 +602,23 @@ const RULES: Record<string, Rule> = {
     build: async (c) => ({ method: 'GET', url: `/v1/invoices/${await openInvoice(c)}/buyer` }),
   },
   'GET /v1/privacy/processing-records': get('/v1/privacy/processing-records'),
+  'GET /v1/customers/:id/statement': {
+    scopes: CUSTOMER_LINKED,
+    linked: true,
+    ok: 200,
+    build: async (c) => ({
+      method: 'GET',
+      url: `/v1/customers/${await customer(c)}/statement?from=2026-01-01&to=2026-12-31`,
+    }),
+  },
+  // receivables and reports
+  'GET /v1/reports/aging': get('/v1/reports/aging?as_of=2026-06-30'),
+  'GET /v1/reports/outstanding': get('/v1/reports/outstanding'),
+  'GET /v1/reports/dso': get('/v1/reports/dso?from=2026-01-01&to=2026-01-31'),
+  'GET /v1/reports/revenue': get('/v1/reports/revenue?from=2026-01-01&to=2026-12-31'),
+  'GET /v1/reports/tax': get('/v1/reports/tax?from=2026-01-01&to=2026-12-31'),
+  'GET /v1/reports/top_customers': get('/v1/reports/top_customers?from=2026-01-01&to=2026-12-31'),
+  'GET /v1/exports/invoices.csv': get('/v1/exports/invoices.csv'),
   // catalog
   'POST /v1/tax_rates': {
     scopes: NONE,
