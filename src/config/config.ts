@@ -64,6 +64,10 @@ const schema = z.object({
   BILLVAULT_AUDIT_SEAL_INTERVAL_MS: intIn(100, 60_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_EVERY: intIn(1, 10_000_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_MINUTES: intIn(1, 24 * 60).default(10),
+  BILLVAULT_STRIPE_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,255}$/, 'must be 16 to 255 printable characters without spaces (whsec_…)')
+    .optional(),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -83,6 +87,8 @@ export interface Config {
   dbPoolSize: number;
   /** The audit chain sealer in `serve`, and how often it signs a checkpoint (every N events or T minutes). */
   audit: { sealIntervalMs: number; checkpointEvery: number; checkpointMinutes: number };
+  /** Webhook secrets of a single-org install (an org's own stored secret takes precedence). */
+  gatewaySecrets: { stripe?: string };
 }
 
 const KEYS = Object.keys(schema.shape) as (keyof RawConfig)[];
@@ -162,5 +168,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       checkpointEvery: raw.BILLVAULT_AUDIT_CHECKPOINT_EVERY,
       checkpointMinutes: raw.BILLVAULT_AUDIT_CHECKPOINT_MINUTES,
     },
+    gatewaySecrets: raw.BILLVAULT_STRIPE_WEBHOOK_SECRET
+      ? { stripe: raw.BILLVAULT_STRIPE_WEBHOOK_SECRET }
+      : {},
   };
 }

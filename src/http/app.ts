@@ -9,10 +9,12 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { Db } from '../adapters/db/index.js';
+import { stripeGateway } from '../adapters/gateway/stripe.js';
 import type { Logger } from '../adapters/log/logger.js';
 import type { Ctx } from '../app/context.js';
 import type { BillingDeps } from '../app/customers.js';
 import { recordDenied } from '../app/denials.js';
+import type { GatewayDeps } from '../app/gateway.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -25,6 +27,7 @@ import type { App, RouteAuth, RouteRecord } from './route.js';
 import { auditRoutes } from './routes/audit.js';
 import { creditNoteRoutes } from './routes/credit-notes.js';
 import { customerRoutes } from './routes/customers.js';
+import { gatewayRoutes } from './routes/gateway.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
 import { paymentRoutes } from './routes/payments.js';
@@ -57,6 +60,8 @@ export interface AppDeps {
   serverFactory?: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server;
   /** Customers, catalog and documents; defaults to the identity deps' cipher and clock. */
   billing?: BillingDeps;
+  /** Inbound payment-gateway webhooks: the providers (default Stripe) and env secrets of a single-org install. */
+  gateway?: { providers?: GatewayDeps['providers']; envSecrets?: GatewayDeps['envSecrets'] };
   /** More route modules (later features). */
   plugins?: ((app: App, deps: AppDeps) => void)[];
 }
@@ -194,6 +199,11 @@ export async function buildApp(deps: AppDeps) {
     quoteRoutes(app, billing);
     paymentRoutes(app, billing);
     refundRoutes(app, billing);
+    gatewayRoutes(app, {
+      ...billing,
+      providers: deps.gateway?.providers ?? { stripe: stripeGateway },
+      ...(deps.gateway?.envSecrets ? { envSecrets: deps.gateway.envSecrets } : {}),
+    });
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

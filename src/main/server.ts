@@ -88,6 +88,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
     readiness,
     identity: await createIdentityDeps(rt),
     hsts: Boolean(tls) || config.behindTlsProxy,
+    gateway: { envSecrets: config.gatewaySecrets },
     ...(tls
       ? { serverFactory: (handler) => https.createServer({ ...tls, minVersion: 'TLSv1.2' }, handler) }
       : {}),

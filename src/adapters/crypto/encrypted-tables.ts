@@ -35,3 +35,11 @@ export const customersCrypto = encryptedTable({
     notes: 'notes_enc',
   },
 });
+
+/** Payment-gateway webhook secrets: under the org's key; the row id bound into the AAD is the provider. */
+export const gatewaySecretsCrypto = encryptedTable({
+  table: 'gateway_secrets',
+  idColumn: 'provider',
+  orgColumn: 'org_id',
+  fields: { secret: 'secret_enc', previous_secret: 'previous_secret_enc' },
+});
