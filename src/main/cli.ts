@@ -3,6 +3,7 @@ import { DatabaseStartError, MigrationError } from '../adapters/db/index.js';
 import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
 import { registerAuditCommands } from '../cli/commands/audit.js';
 import { registerBackupCommands } from '../cli/commands/backup.js';
+import { registerBillingCommands } from '../cli/commands/billing.js';
 import { registerCatalogCommands } from '../cli/commands/catalog.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerLedgerCommands } from '../cli/commands/ledger.js';
@@ -27,6 +28,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerUserCommands(program);
   registerApiKeyCommands(program);
   registerCatalogCommands(program);
+  registerBillingCommands(program);
   registerAuditCommands(program);
   try {
     await program.parseAsync(argv);
