@@ -143,6 +143,16 @@ async function orgExists(deps: GatewayDeps, orgId: string): Promise<boolean> {
   );
 }
 
+/**
+ * The environment's secret (BILLVAULT_STRIPE_WEBHOOK_SECRET) is for a single-org install: it
+ * applies only while exactly one org exists, and only to an org without a stored secret.
+ */
+async function envSecret(deps: GatewayDeps, provider: GatewayProviderName): Promise<string | null> {
+  const secret = deps.envSecrets?.[provider];
+  if (!secret) return null;
+  return (await listOrgsAsOperator(deps.db)).length === 1 ? secret : null;
+}
+
 function headerOf(delivery: GatewayDelivery, names: readonly string[]): string | undefined {
   for (const name of names) {
     const v = delivery.headers[name];
@@ -199,8 +209,8 @@ export async function receiveGatewayEvent(
   const orgId = await resolveOrg(deps, provider, routed);
   if (!orgId || !ORG_ID.test(orgId)) return reject(deps, provider, null, 'org_unknown', delivery);
   const stored = await inOrg(deps.db, orgId, (tx) => orgSecrets(deps, tx, orgId, provider));
-  const env = deps.envSecrets?.[provider];
-  const secrets = stored.length > 0 ? stored : env ? [env] : [];
+  const env = stored.length > 0 ? null : await envSecret(deps, provider);
+  const secrets = env ? [env] : stored;
   if (secrets.length === 0) return reject(deps, provider, orgId, 'no_secret', delivery);
   const header = headerOf(delivery, adapter.signatureHeaders);
   if (!adapter.verify(header, delivery.rawBody, secrets, deps.clock.now().getTime())) {
@@ -575,7 +585,7 @@ export interface GatewaySettingsView {
   /** A secret is stored for this org (it is never shown). */
   configured: boolean;
   has_previous_secret: boolean;
-  /** No stored secret, but the environment's (single-org install) applies. */
+  /** No stored secret, but the environment's applies (a single-org install). */
   environment_secret: boolean;
   updated_at: string | null;
 }
@@ -601,7 +611,7 @@ async function settingsView(
     provider,
     configured: Boolean(row),
     has_previous_secret: Boolean(row?.previous_secret_enc),
-    environment_secret: !row && Boolean(deps.envSecrets?.[provider]),
+    environment_secret: !row && (await envSecret(deps, provider)) !== null,
     updated_at: row ? row.updated_at.toISOString() : null,
   };
 }
