@@ -49,8 +49,7 @@ GRANT UPDATE (outcome, reason, payment_id, refund_id, invoice_id, processed_at) 
 -- The gateway's own ids of a recorded payment (Stripe: the PaymentIntent pi_… and the Charge
 -- ch_…). One real payment reaches us as several events (payment_intent.succeeded and
 -- charge.succeeded): whichever comes first claims these refs, the other finds them. Later
--- events (charge.refunded, charge.dispute.created) find their payment here; the platform
--- lookup reads one ref by its exact value to learn the org, nothing else.
+-- events (charge.refunded, charge.dispute.created) find their payment here.
 CREATE TABLE gateway_refs (
   org_id text NOT NULL REFERENCES orgs (id),
   provider text NOT NULL CHECK (provider IN ('stripe')),
@@ -68,17 +67,36 @@ ALTER TABLE gateway_refs FORCE ROW LEVEL SECURITY;
 CREATE POLICY org_isolation ON gateway_refs
   USING (org_id = current_setting('app.org_id', true))
   WITH CHECK (org_id = current_setting('app.org_id', true));
-CREATE POLICY gateway_route ON gateway_refs FOR SELECT
-  USING (current_setting('app.platform', true) = 'on'
-         AND ref = current_setting('app.gateway_ref', true));
 GRANT SELECT, INSERT ON gateway_refs TO billvault_app;
 
--- Which org an invoice named in a gateway event's metadata belongs to: visible to a platform
--- transaction that names that one invoice id exactly (ids are 160-bit random), and used to read
--- its org_id only, before the event's signature is checked with that org's secret.
-CREATE POLICY gateway_route ON invoices FOR SELECT
-  USING (current_setting('app.platform', true) = 'on'
-         AND id = current_setting('app.gateway_invoice', true));
+-- Routing an event to its org before its signature can be checked (the org's secret verifies
+-- it): a role of its own that reads only the org_id of ONE invoice or gateway ref, the one whose
+-- exact id the transaction names in app.gateway_invoice / app.gateway_ref (invoice ids are
+-- 160-bit random). Its policies apply to it alone, so billvault_app's queries keep their single
+-- org_isolation policy (an OR of policies would stop the planner using the (org_id, id) keys).
+DO $$
+BEGIN
+  CREATE ROLE billvault_router NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+EXCEPTION
+  WHEN duplicate_object OR unique_violation THEN NULL; -- roles are cluster-wide
+END
+$$;
+DO $$
+BEGIN
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    EXECUTE format('GRANT billvault_router TO %I', current_user);
+  END IF;
+EXCEPTION
+  WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;
+GRANT USAGE ON SCHEMA public TO billvault_router;
+GRANT SELECT (org_id, id) ON invoices TO billvault_router;
+GRANT SELECT (org_id, provider, ref) ON gateway_refs TO billvault_router;
+CREATE POLICY gateway_route ON invoices FOR SELECT TO billvault_router
+  USING (id = current_setting('app.gateway_invoice', true));
+CREATE POLICY gateway_route ON gateway_refs FOR SELECT TO billvault_router
+  USING (ref = current_setting('app.gateway_ref', true));
 
 -- Card disputes (chargebacks) opened at the gateway.
 ALTER TABLE payments

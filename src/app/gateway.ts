@@ -12,7 +12,6 @@ import { type BillingDeps, customerResource } from './customers.js';
 import { listOrgsAsOperator } from './orgs.js';
 import { applyCreditIn, recordPaymentIn, unapplyPaymentIn } from './payments.js';
 import { createRefundIn } from './refunds.js';
-import { inPlatform } from './sessions.js';
 
 /**
  * A payment gateway's webhook format: how its deliveries are signed and what its events mean.
@@ -84,14 +83,19 @@ async function orgSecrets(deps: GatewayDeps, tx: Tx, orgId: string, provider: Ga
   return secrets;
 }
 
+/** The role that may read one invoice's or gateway ref's org_id by its exact id (migration 0009). */
+const ROUTER_ROLE = 'billvault_router';
+
 /** The org a gateway ref (charge, payment intent) or an invoice id belongs to, read by its exact value. */
 async function routeLookup(
   deps: GatewayDeps,
   what: { ref: string; provider: GatewayProviderName } | { invoice: string },
 ): Promise<string | null> {
-  return inPlatform(deps.db, async (tx) => {
+  return deps.db.transaction().execute(async (tx) => {
     if ('invoice' in what) {
-      await sql`SELECT set_config('app.gateway_invoice', ${what.invoice}, true)`.execute(tx);
+      await sql`SELECT set_config('role', ${ROUTER_ROLE}, true), set_config('app.gateway_invoice', ${what.invoice}, true)`.execute(
+        tx,
+      );
       const r = await tx
         .selectFrom('invoices')
         .select('org_id')
@@ -99,7 +103,9 @@ async function routeLookup(
         .executeTakeFirst();
       return r?.org_id ?? null;
     }
-    await sql`SELECT set_config('app.gateway_ref', ${what.ref}, true)`.execute(tx);
+    await sql`SELECT set_config('role', ${ROUTER_ROLE}, true), set_config('app.gateway_ref', ${what.ref}, true)`.execute(
+      tx,
+    );
     const r = await tx
       .selectFrom('gateway_refs')
       .select('org_id')

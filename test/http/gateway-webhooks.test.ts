@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { inOrg } from '../../src/adapters/db/index.js';
+import { inOrg, type Tx } from '../../src/adapters/db/index.js';
 import { signatureHeader } from '../../src/adapters/gateway/stripe.js';
 import { createOrg } from '../../src/app/orgs.js';
 import type { Role } from '../../src/domain/permissions.js';
@@ -620,6 +620,40 @@ describe('gateway webhooks: events', () => {
     assert.ok(all.length > 100);
     for (const needle of ['4242424242424242', pan, '4000056655665556', 'jane@example.com']) {
       assert.ok(!all.includes(needle), `${needle} stored`);
+    }
+  });
+});
+
+describe('gateway routing role', () => {
+  it('billvault_router reads only the org_id of the one invoice or ref it names', async () => {
+    const inv = await openInvoice(100);
+    const other = await openInvoice(100, orgB);
+    const asRouter = <T>(settings: Record<string, string>, fn: (tx: Tx) => Promise<T>) =>
+      t.db.transaction().execute(async (tx) => {
+        await sql`SELECT set_config('role', 'billvault_router', true)`.execute(tx);
+        for (const [k, v] of Object.entries(settings))
+          await sql`SELECT set_config(${k}, ${v}, true)`.execute(tx);
+        return fn(tx);
+      });
+    const seen = await asRouter({ 'app.gateway_invoice': inv.id }, (tx) =>
+      sql<{ org_id: string; id: string }>`SELECT org_id, id FROM invoices`.execute(tx),
+    );
+    assert.deepEqual(seen.rows, [{ org_id: orgA, id: inv.id }]);
+    const none = await asRouter({}, (tx) =>
+      sql<{ n: number }>`SELECT count(*)::int AS n FROM invoices`.execute(tx),
+    );
+    assert.equal(none.rows[0]?.n, 0);
+    // other columns, other tables, and writes are refused outright
+    for (const q of [
+      sql`SELECT total FROM invoices`,
+      sql`SELECT * FROM customers`,
+      sql`SELECT * FROM payments`,
+      sql`UPDATE invoices SET org_id = org_id`,
+    ]) {
+      await assert.rejects(
+        asRouter({ 'app.gateway_invoice': other.id }, (tx) => q.execute(tx)),
+        /permission denied/,
+      );
     }
   });
 });
