@@ -84,6 +84,12 @@ export interface PaymentView {
     exp_month: number | null;
     exp_year: number | null;
   } | null;
+  /** The gateway a card payment came through (webhook intake), else null. */
+  gateway: 'stripe' | null;
+  /** A chargeback opened at the gateway. */
+  disputed: boolean;
+  disputed_at: string | null;
+  dispute_reason: string | null;
   created_at: string;
 }
 
@@ -248,6 +254,10 @@ async function view(
             exp_year: row.card_exp_year,
           }
         : null,
+    gateway: row.gateway,
+    disputed: row.disputed_at !== null,
+    disputed_at: row.disputed_at ? row.disputed_at.toISOString() : null,
+    dispute_reason: row.dispute_reason,
     created_at: row.created_at.toISOString(),
   };
 }
@@ -334,14 +344,32 @@ function planExplicit(
  * so concurrent payments can never over-apply one invoice.
  */
 export async function recordPayment(deps: BillingDeps, ctx: Ctx, input: PaymentInput): Promise<PaymentView> {
+  return inOrg(deps.db, ctx.actor.orgId, (tx) => recordPaymentIn(deps, tx, ctx, input));
+}
+
+/** Options of a payment recorded by the gateway intake (in the transaction that dedupes its event). */
+export interface RecordPaymentOptions {
+  /** The payment id, when the caller had to reference it first (gateway refs). */
+  id?: string;
+  gateway?: 'stripe';
+}
+
+/** recordPayment inside the caller's org transaction (the gateway intake writes its event log in it). */
+export async function recordPaymentIn(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  input: PaymentInput,
+  opts: RecordPaymentOptions = {},
+): Promise<PaymentView> {
   const currency = assertCurrency(input.currency);
   const total = BigInt(input.amount);
   if (total <= 0n) throw new DomainError('amount_invalid', 'Amount must be positive.', 'amount');
   if (input.card && input.method !== 'card') {
     throw new DomainError('validation_failed', 'Card details go with method "card" only.', 'card');
   }
-  const id = newId('payment');
-  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+  const id = opts.id ?? newId('payment');
+  {
     const customer = await tx
       .selectFrom('customers')
       .select(['org_id', 'id', 'owner_user_id', 'archived_at'])
@@ -429,6 +457,7 @@ export async function recordPayment(deps: BillingDeps, ctx: Ctx, input: PaymentI
         card_last4: card?.last4 ?? null,
         card_exp_month: card?.exp_month ?? null,
         card_exp_year: card?.exp_year ?? null,
+        gateway: opts.gateway ?? null,
         created_by: personOf(ctx.actor),
         created_at: now,
         updated_at: now,
@@ -474,10 +503,11 @@ export async function recordPayment(deps: BillingDeps, ctx: Ctx, input: PaymentI
         invoices: plan.map((p) => p.row.id),
         allocated: allocated.toString(),
         unapplied: (total - allocated).toString(),
+        ...(opts.gateway ? { gateway: opts.gateway } : {}),
       },
     });
     return view(deps, tx, row, allocations);
-  });
+  }
 }
 
 async function loadPayment(tx: Tx, ctx: Ctx, id: string, permission: 'payments:read' | 'payments:write') {
@@ -543,7 +573,18 @@ export async function unapplyPayment(
   if ((input.allocation === undefined) === (input.invoice === undefined)) {
     throw new DomainError('validation_failed', 'Give allocation or invoice, exactly one.', 'allocation');
   }
-  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+  return inOrg(deps.db, ctx.actor.orgId, (tx) => unapplyPaymentIn(deps, tx, ctx, paymentId, input));
+}
+
+/** unapplyPayment inside the caller's org transaction (a gateway refund frees allocated money with it). */
+export async function unapplyPaymentIn(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  paymentId: string,
+  input: { allocation?: string; invoice?: string },
+): Promise<PaymentView> {
+  {
     const payment = await loadPayment(tx, ctx, paymentId, 'payments:write');
     let q = tx
       .selectFrom('payment_allocations')
@@ -637,7 +678,7 @@ export async function unapplyPayment(
       details: { invoice: invoice.id, allocations: active.map((a) => a.id), amount: back.toString() },
     });
     return view(deps, tx, updated, await allocationsOf(tx, [payment.id]));
-  });
+  }
 }
 
 export interface ApplyCreditInput {
@@ -670,9 +711,20 @@ export async function applyCredit(
   customerId: string,
   input: ApplyCreditInput,
 ): Promise<CreditApplicationView> {
+  return inOrg(deps.db, ctx.actor.orgId, (tx) => applyCreditIn(deps, tx, ctx, customerId, input));
+}
+
+/** applyCredit inside the caller's org transaction (a gateway refund puts freed money back with it). */
+export async function applyCreditIn(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  customerId: string,
+  input: ApplyCreditInput,
+): Promise<CreditApplicationView> {
   const want = BigInt(input.amount);
   if (want <= 0n) throw new DomainError('amount_invalid', 'Amount must be positive.', 'amount');
-  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+  {
     const customer = await lockCustomer(tx, ctx, customerId, 'payments:write');
     const invoice = (await lockInvoices(tx, [input.invoice])).get(input.invoice);
     if (!invoice || invoice.customer_id !== customer.id)
@@ -802,5 +854,5 @@ export async function applyCredit(
       invoice_amount_remaining: amount(state.amount_remaining),
       credit_balance: amount(await creditBalance(tx, customer.id, currency)),
     };
-  });
+  }
 }

@@ -44,6 +44,8 @@ export interface RefundView {
   approved_by: string | null;
   rejected_by: string | null;
   posted_at: string | null;
+  /** The gateway that executed this refund (webhook intake), else null. */
+  gateway: 'stripe' | null;
   created_at: string;
 }
 
@@ -71,6 +73,7 @@ async function view(deps: BillingDeps, tx: Tx, r: RefundRow): Promise<RefundView
     approved_by: r.approved_by,
     rejected_by: r.rejected_by,
     posted_at: r.posted_at ? r.posted_at.toISOString() : null,
+    gateway: r.gateway,
     created_at: r.created_at.toISOString(),
   };
 }
@@ -171,6 +174,26 @@ async function post(tx: Tx, ctx: Ctx, r: RefundRow, now: Date): Promise<void> {
  * second person (four eyes). Amounts promised to pending refunds are not available to new ones.
  */
 export async function createRefund(deps: BillingDeps, ctx: Ctx, input: RefundInput): Promise<RefundView> {
+  return inOrg(deps.db, ctx.actor.orgId, (tx) => createRefundIn(deps, tx, ctx, input));
+}
+
+/**
+ * A refund already executed at a payment gateway: the money has left, so it posts at once (no
+ * four-eyes wait) and keeps the gateway's id.
+ */
+export interface GatewayRefund {
+  provider: 'stripe';
+  ref: string | null;
+}
+
+/** createRefund inside the caller's org transaction (the gateway intake dedupes its event in it). */
+export async function createRefundIn(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  input: RefundInput,
+  gateway?: GatewayRefund,
+): Promise<RefundView> {
   if ((input.payment === undefined) === (input.customer === undefined)) {
     throw new DomainError('validation_failed', 'Give payment or customer, exactly one.', 'payment');
   }
@@ -184,7 +207,7 @@ export async function createRefund(deps: BillingDeps, ctx: Ctx, input: RefundInp
   const want = BigInt(input.amount);
   if (want <= 0n) throw new DomainError('amount_invalid', 'Amount must be positive.', 'amount');
   const id = newId('refund');
-  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+  {
     let customerId = input.customer ?? '';
     let payment: PaymentRow | undefined;
     if (input.payment) {
@@ -233,7 +256,7 @@ export async function createRefund(deps: BillingDeps, ctx: Ctx, input: RefundInp
       }
     }
     const now = deps.clock.now();
-    const needsApproval = refundNeedsApproval(want, await threshold(tx));
+    const needsApproval = gateway ? false : refundNeedsApproval(want, await threshold(tx));
     const row = await tx
       .insertInto('refunds')
       .values({
@@ -252,6 +275,8 @@ export async function createRefund(deps: BillingDeps, ctx: Ctx, input: RefundInp
         status: needsApproval ? 'pending_approval' : 'posted',
         requested_by: personOf(ctx.actor),
         posted_at: needsApproval ? null : now,
+        gateway: gateway?.provider ?? null,
+        gateway_ref: gateway?.ref ?? null,
         created_at: now,
         updated_at: now,
       })
@@ -272,10 +297,11 @@ export async function createRefund(deps: BillingDeps, ctx: Ctx, input: RefundInp
         amount: want.toString(),
         currency,
         status: row.status,
+        ...(gateway ? { gateway: gateway.provider } : {}),
       },
     });
     return view(deps, tx, row);
-  });
+  }
 }
 
 async function loadPending(tx: Tx, ctx: Ctx, id: string) {

@@ -79,6 +79,10 @@ const schema = z.object({
   BILLVAULT_WEBHOOK_DISPATCH_INTERVAL_MS: intIn(100, 60_000).default(1000),
   BILLVAULT_ERASURE_LOG: z.string().min(1).optional(),
   BILLVAULT_RETENTION_INTERVAL_HOURS: intIn(0, 24 * 31).default(24),
+  BILLVAULT_STRIPE_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,255}$/, 'must be 16 to 255 printable characters without spaces (whsec_…)')
+    .optional(),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -104,6 +108,8 @@ export interface Config {
   webhooks: { allowHosts: string; dispatchIntervalMs: number };
   /** The erasure log (tombstones kept outside the database) and how often `serve` runs retention (0: never). */
   privacy: { erasureLog: string; retentionIntervalHours: number };
+  /** Webhook secrets of a single-org install (an org's own stored secret takes precedence). */
+  gatewaySecrets: { stripe?: string };
 }
 
 const KEYS = Object.keys(schema.shape) as (keyof RawConfig)[];
@@ -194,5 +200,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
         : path.join(path.dirname(dataDir), `${path.basename(dataDir)}-erasures.jsonl`),
       retentionIntervalHours: raw.BILLVAULT_RETENTION_INTERVAL_HOURS,
     },
+    gatewaySecrets: raw.BILLVAULT_STRIPE_WEBHOOK_SECRET
+      ? { stripe: raw.BILLVAULT_STRIPE_WEBHOOK_SECRET }
+      : {},
   };
 }

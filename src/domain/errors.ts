@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   'bad_request',
   'invalid_json',
   'payload_too_large',
+  'signature_invalid',
   // 401
   'unauthenticated',
   'invalid_credentials',

@@ -9,11 +9,13 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { Db } from '../adapters/db/index.js';
+import { stripeGateway } from '../adapters/gateway/stripe.js';
 import type { Logger } from '../adapters/log/logger.js';
 import type { Lookup, SsrfPolicy } from '../adapters/net/ssrf.js';
 import type { Ctx } from '../app/context.js';
 import type { BillingDeps } from '../app/customers.js';
 import { recordDenied } from '../app/denials.js';
+import type { GatewayDeps } from '../app/gateway.js';
 import type { ErasureLog } from '../app/privacy.js';
 import type { IdentityDeps } from '../app/sessions.js';
 import { DomainError } from '../domain/errors.js';
@@ -27,6 +29,7 @@ import type { App, RouteAuth, RouteRecord } from './route.js';
 import { auditRoutes } from './routes/audit.js';
 import { creditNoteRoutes } from './routes/credit-notes.js';
 import { customerRoutes } from './routes/customers.js';
+import { gatewayRoutes } from './routes/gateway.js';
 import { invoiceRoutes } from './routes/invoices.js';
 import { orgRoutes } from './routes/org.js';
 import { paymentRoutes } from './routes/payments.js';
@@ -66,6 +69,8 @@ export interface AppDeps {
   webhooks?: { ssrf: SsrfPolicy; lookup?: Lookup };
   /** Where erasures are remembered outside the database (re-applied after a restore). */
   erasureLog?: ErasureLog;
+  /** Inbound payment-gateway webhooks: the providers (default Stripe) and env secrets of a single-org install. */
+  gateway?: { providers?: GatewayDeps['providers']; envSecrets?: GatewayDeps['envSecrets'] };
   /** More route modules (later features). */
   plugins?: ((app: App, deps: AppDeps) => void)[];
 }
@@ -206,6 +211,11 @@ export async function buildApp(deps: AppDeps) {
     webhookRoutes(app, { ...billing, ...deps.webhooks });
     privacyRoutes(app, { ...billing, ...(deps.erasureLog ? { erasureLog: deps.erasureLog } : {}) });
     reportRoutes(app, billing);
+    gatewayRoutes(app, {
+      ...billing,
+      providers: deps.gateway?.providers ?? { stripe: stripeGateway },
+      ...(deps.gateway?.envSecrets ? { envSecrets: deps.gateway.envSecrets } : {}),
+    });
   }
   for (const plugin of deps.plugins ?? []) plugin(app, deps);
   return app;

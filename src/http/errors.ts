@@ -5,6 +5,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   bad_request: 400,
   invalid_json: 400,
   payload_too_large: 413,
+  signature_invalid: 400,
   unauthenticated: 401,
   invalid_credentials: 401,
   forbidden: 403,

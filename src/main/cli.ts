@@ -3,6 +3,7 @@ import { DatabaseStartError, MigrationError } from '../adapters/db/index.js';
 import { registerApiKeyCommands } from '../cli/commands/apikeys.js';
 import { registerAuditCommands } from '../cli/commands/audit.js';
 import { registerBackupCommands } from '../cli/commands/backup.js';
+import { registerBillingCommands } from '../cli/commands/billing.js';
 import { registerCatalogCommands } from '../cli/commands/catalog.js';
 import { registerKeyCommands } from '../cli/commands/keys.js';
 import { registerLedgerCommands } from '../cli/commands/ledger.js';
@@ -30,6 +31,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerApiKeyCommands(program);
   registerCatalogCommands(program);
   registerPrivacyCommands(program);
+  registerBillingCommands(program);
   registerAuditCommands(program);
   registerReportCommands(program);
   try {

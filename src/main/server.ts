@@ -101,6 +101,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
     webhooks: { ssrf },
     erasureLog: fileErasureLog(config.privacy.erasureLog),
     hsts: Boolean(tls) || config.behindTlsProxy,
+    gateway: { envSecrets: config.gatewaySecrets },
     ...(tls
       ? { serverFactory: (handler) => https.createServer({ ...tls, minVersion: 'TLSv1.2' }, handler) }
       : {}),

@@ -928,6 +928,26 @@ const RULES: Record<string, Rule> = {
     ok: 200,
     build: async (c) => ({ method: 'POST', url: `/v1/webhook_deliveries/${await webhookDelivery(c)}/retry` }),
   },
+  // gateway intake: public, authenticated by its signature (none here: the generic 400)
+  'POST /v1/webhooks/gateway/:provider': {
+    scopes: NONE,
+    ok: 400,
+    build: () => ({
+      method: 'POST',
+      url: '/v1/webhooks/gateway/stripe',
+      payload: { id: `evt_matrix${++seq}`, type: 'payment_intent.succeeded', data: { object: {} } },
+    }),
+  },
+  'GET /v1/settings/gateways/:provider': get('/v1/settings/gateways/stripe'),
+  'PUT /v1/settings/gateways/:provider': {
+    scopes: NONE,
+    ok: 200,
+    build: () => ({
+      method: 'PUT',
+      url: '/v1/settings/gateways/stripe',
+      payload: { webhook_secret: `whsec_matrix_${++seq}_0123456789abcdef` },
+    }),
+  },
 };
 
 // ---------------------------------------------------------------------------------------------

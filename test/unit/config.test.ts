@@ -52,6 +52,17 @@ describe('config', () => {
     assert.deepEqual(c.masterKey, { source: 'env', keyBase64: key });
   });
 
+  it('reads BILLVAULT_STRIPE_WEBHOOK_SECRET, refusing a short one without echoing it', () => {
+    assert.deepEqual(loadConfig({}).gatewaySecrets, {});
+    const secret = 'whsec_0123456789abcdefghij';
+    assert.equal(loadConfig({ BILLVAULT_STRIPE_WEBHOOK_SECRET: secret }).gatewaySecrets.stripe, secret);
+    fails(
+      { BILLVAULT_STRIPE_WEBHOOK_SECRET: 'whsec_short' },
+      'BILLVAULT_STRIPE_WEBHOOK_SECRET',
+      /^(?!.*whsec_short)/,
+    );
+  });
+
   it('needs both TLS files', () => {
     fails({ BILLVAULT_TLS_CERT: '/x.pem' }, 'BILLVAULT_TLS_KEY', /both/);
   });

@@ -189,3 +189,10 @@ export const OTHER_ENCRYPTED_COLUMNS: readonly ({ table: string; column: string 
     retention: 'until the user removes the factor',
   },
 ];
+/** Payment-gateway webhook secrets: under the org's key; the row id bound into the AAD is the provider. */
+export const gatewaySecretsCrypto = encryptedTable({
+  table: 'gateway_secrets',
+  idColumn: 'provider',
+  orgColumn: 'org_id',
+  fields: { secret: 'secret_enc', previous_secret: 'previous_secret_enc' },
+});

@@ -242,6 +242,10 @@ export interface PaymentsTable {
   card_last4: string | null;
   card_exp_month: number | null;
   card_exp_year: number | null;
+  /** The gateway a card payment came through (webhook intake), else null. */
+  gateway: ColumnType<'stripe' | null, 'stripe' | null | undefined, never>;
+  disputed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  dispute_reason: ColumnType<string | null, string | null | undefined, string | null>;
   created_by: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
@@ -277,8 +281,45 @@ export interface RefundsTable {
   rejected_by: string | null;
   posted_at: Date | null;
   decided_at: Date | null;
+  /** Refunds executed at a gateway (webhook intake): the provider and its refund or charge id. */
+  gateway: ColumnType<'stripe' | null, 'stripe' | null | undefined, never>;
+  gateway_ref: ColumnType<string | null, string | null | undefined, never>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+export type GatewayProviderName = 'stripe';
+
+export interface GatewaySecretsTable {
+  org_id: string;
+  provider: GatewayProviderName;
+  secret_enc: string;
+  previous_secret_enc: string | null;
+  updated_by: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface GatewayEventsTable {
+  org_id: string;
+  provider: GatewayProviderName;
+  event_id: string;
+  event_type: string;
+  outcome: 'received' | 'processed' | 'ignored';
+  reason: string | null;
+  payment_id: string | null;
+  refund_id: string | null;
+  invoice_id: string | null;
+  received_at: Generated<Date>;
+  processed_at: Date | null;
+}
+
+export interface GatewayRefsTable {
+  org_id: string;
+  provider: GatewayProviderName;
+  ref: string;
+  payment_id: string;
+  created_at: Generated<Date>;
 }
 
 export interface BillingTables {
@@ -298,4 +339,7 @@ export interface BillingTables {
   payment_allocations: PaymentAllocationsTable;
   refunds: RefundsTable;
   retained_buyer_details: RetainedBuyerDetailsTable;
+  gateway_secrets: GatewaySecretsTable;
+  gateway_events: GatewayEventsTable;
+  gateway_refs: GatewayRefsTable;
 }

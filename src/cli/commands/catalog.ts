@@ -16,7 +16,7 @@ import { createIdentityDeps } from '../../main/server.js';
 import { CliError, makeOut, type Out } from '../output.js';
 import { resolveOrg } from './users.js';
 
-function out(cmd: Command): Out {
+export function out(cmd: Command): Out {
   return makeOut(Boolean((cmd.optsWithGlobals() as { json?: boolean }).json));
 }
 
@@ -29,7 +29,7 @@ function optionName(path: PropertyKey[]): string {
 }
 
 /** Validates with the same zod schema as the HTTP API, so both ways in accept the same input. */
-function parse<T extends z.ZodType>(schema: T, input: Record<string, unknown>): z.output<T> {
+export function parse<T extends z.ZodType>(schema: T, input: Record<string, unknown>): z.output<T> {
   // Options left out are absent, as in a JSON body (so audit events list only the fields given).
   const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
   const r = schema.safeParse(given);
@@ -39,13 +39,13 @@ function parse<T extends z.ZodType>(schema: T, input: Record<string, unknown>): 
 }
 
 /** Whole minor units as typed on the command line; anything but digits is refused, never rounded. */
-function wholeNumber(value: string | undefined, option: string): number | undefined {
+export function wholeNumber(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d{1,20}$/.test(value)) throw new CliError(`${option} must be a whole number, got "${value}"`);
   return Number(value);
 }
 
-function collect(value: string, previous: string[]): string[] {
+export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
@@ -60,7 +60,7 @@ function priceOption(spec: string): { currency: string; unit_amount?: number; un
 }
 
 /** Runs a use case as the system actor of the org (`--org`, or the only org). */
-async function asSystem<T>(
+export async function asSystem<T>(
   org: string | undefined,
   fn: (deps: BillingDeps, ctx: Ctx) => Promise<T>,
 ): Promise<T> {
@@ -74,7 +74,7 @@ async function asSystem<T>(
   }
 }
 
-function pageOf(opts: { limit?: string; startingAfter?: string }) {
+export function pageOf(opts: { limit?: string; startingAfter?: string }) {
   return parse(ListQuery, {
     ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
     ...(opts.startingAfter !== undefined ? { starting_after: opts.startingAfter } : {}),
@@ -87,7 +87,11 @@ function activeFilter(value: string | undefined): { active?: boolean } {
   return { active: value === 'true' };
 }
 
-function printList<T extends { id: string }>(o: Out, page: ListPage<T>, line: (item: T) => string): void {
+export function printList<T extends { id: string }>(
+  o: Out,
+  page: ListPage<T>,
+  line: (item: T) => string,
+): void {
   const text = page.data.length === 0 ? '(none)' : page.data.map(line).join('\n');
   o.result(page, text);
   const last = page.data[page.data.length - 1];

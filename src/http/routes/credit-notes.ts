@@ -5,7 +5,7 @@ import { requireCtx } from '../ctx.js';
 import type { App } from '../route.js';
 import { IdParam, ListQuery } from './common.js';
 
-const CreditNoteCreate = z
+export const CreditNoteCreate = z
   .object({
     invoice: z.string().regex(/^inv_[0-9a-z]{32}$/, 'an invoice id'),
     amount: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),

@@ -71,11 +71,11 @@ const fields = {
   footer: z.string().max(2000).nullish(),
 };
 
-const InvoiceCreate = z
+export const InvoiceCreate = z
   .object({ customer: z.string().regex(/^cus_[0-9a-z]{32}$/, 'a customer id'), ...fields })
   .strict();
 const InvoiceUpdate = z.object({ ...fields, lines: fields.lines.optional() }).strict();
-const Finalize = z
+export const Finalize = z
   .object({ issue_date: IsoDate.optional(), fx_rate: z.string().max(30).optional() })
   .strict();
 

@@ -11,7 +11,7 @@ const PositiveAmount = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const Currency = z.string().regex(/^[A-Za-z]{3}$/, 'an ISO 4217 currency code');
 const InvoiceId = z.string().regex(/^inv_[0-9a-z]{32}$/, 'an invoice id');
 
-const PaymentCreate = z
+export const PaymentCreate = z
   .object({
     customer: z.string().regex(/^cus_[0-9a-z]{32}$/, 'a customer id'),
     amount: PositiveAmount,

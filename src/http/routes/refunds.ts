@@ -5,7 +5,7 @@ import { requireCtx } from '../ctx.js';
 import type { App } from '../route.js';
 import { IdParam, ListQuery } from './common.js';
 
-const RefundCreate = z
+export const RefundCreate = z
   .object({
     payment: z
       .string()
