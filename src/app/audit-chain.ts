@@ -155,6 +155,40 @@ async function activeSigningKey(
   throw new Error('could not establish an audit signing key');
 }
 
+/**
+ * Re-wraps every checkpoint signing seed not under the provider's active master key (master
+ * key rotation), inside the caller's platform transaction. Returns how many were re-wrapped.
+ */
+export async function rewrapSigningKeys(tx: Tx, kp: KeyProvider): Promise<number> {
+  const active = kp.activeKeyId();
+  const r = await sql<{ id: string; master_key_id: string; wrapped_seed: Buffer; public_key: string }>`
+    SELECT id, master_key_id, wrapped_seed, public_key FROM audit_signing_keys
+    WHERE master_key_id <> ${active} ORDER BY created_at FOR UPDATE`.execute(tx);
+  for (const row of r.rows) {
+    const seed = await kp.unwrap(
+      { masterKeyId: row.master_key_id, blob: row.wrapped_seed },
+      signingKeyContext(row.id),
+    );
+    const matches = rawPublicKey(privateKeyFromSeed(seed)).toString('base64') === row.public_key;
+    if (!matches) {
+      seed.fill(0);
+      throw new Error(`audit signing key ${row.id}: the stored public key does not match the wrapped key`);
+    }
+    const wrapped = await kp.wrap(seed, signingKeyContext(row.id));
+    seed.fill(0);
+    await sql`UPDATE audit_signing_keys SET master_key_id = ${wrapped.masterKeyId}, wrapped_seed = ${wrapped.blob}
+      WHERE id = ${row.id}`.execute(tx);
+  }
+  return r.rows.length;
+}
+
+/** Master key ids the signing seeds are wrapped under, with counts. */
+export async function signingKeyMasters(tx: Tx): Promise<Map<string, number>> {
+  const r = await sql<{ master_key_id: string; n: string }>`
+    SELECT master_key_id, count(*)::text AS n FROM audit_signing_keys GROUP BY 1`.execute(tx);
+  return new Map(r.rows.map((x) => [x.master_key_id, Number(x.n)]));
+}
+
 /** Every signing key's public half (base64 raw 32 bytes), by id. */
 export async function signingPublicKeys(db: Db): Promise<Record<string, string>> {
   const r = await sql<{
