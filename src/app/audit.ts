@@ -38,12 +38,24 @@ export function scrubDetails(value: unknown, depth = 0): unknown {
   return value;
 }
 
+let skippedForBenchmark = false;
+
+/**
+ * For the audit benchmark only (bench/scenarios/audit.ts measures what auditing costs by
+ * running the same workload with and without it): no configuration, environment variable or
+ * request can reach this, and nothing under src/ calls it (a test checks).
+ */
+export function benchmarkOnlySkipAudit(skip: boolean): void {
+  skippedForBenchmark = skip;
+}
+
 /**
  * Appends one audit event inside the caller's transaction, so the event commits if and only
  * if the change it records commits. Every use case that writes calls this.
  */
 export async function recordAudit(tx: Tx, event: AuditEvent): Promise<string> {
   const id = newId('event');
+  if (skippedForBenchmark) return id;
   const detailsText = JSON.stringify(scrubDetails(event.details ?? {}));
   const row: CanonicalAuditEvent = {
     id,

@@ -1134,3 +1134,21 @@ describe('no PII or secret in the audit trail', () => {
     assert.deepEqual([...new Set(leaks)], []);
   });
 });
+
+describe('the benchmark-only audit switch', () => {
+  it('is called by nothing under src/ but its own definition', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const path = await import('node:path');
+    const hits: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const f = path.join(dir, e.name);
+        if (e.isDirectory()) walk(f);
+        else if (/\.(ts|js|mjs)$/.test(e.name) && readFileSync(f, 'utf8').includes('benchmarkOnlySkipAudit'))
+          hits.push(path.relative(process.cwd(), f));
+      }
+    };
+    walk(path.join(process.cwd(), 'src'));
+    assert.deepEqual(hits, [path.join('src', 'app', 'audit.ts')]);
+  });
+});
