@@ -1,9 +1,16 @@
 import { sql } from 'kysely';
 import { inOrg } from '../../src/adapters/db/index.js';
-import { auditContentHash, type CanonicalAuditEvent, isoMicros, recordAudit } from '../../src/app/audit.js';
+import {
+  auditContentHash,
+  benchmarkOnlySkipAudit,
+  type CanonicalAuditEvent,
+  isoMicros,
+  recordAudit,
+} from '../../src/app/audit.js';
 import { AuditSealer, chainHash, GENESIS_HASH, verifyChain } from '../../src/app/audit-chain.js';
 import { createOrg } from '../../src/app/orgs.js';
 import { type BenchContext, percentile, type Scenario } from '../harness.js';
+import { serveBenchApi } from '../http.js';
 
 const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000);
 const CHUNK = 10_000;
@@ -90,13 +97,28 @@ async function verifySpeed(ctx: BenchContext) {
   const seedSecs = Number(process.hrtime.bigint() - seedStart) / 1e9;
   await sql`ANALYZE audit_events`.execute(db);
   await sql`ANALYZE audit_chain`.execute(db);
-  const start = process.hrtime.bigint();
-  const report = await verifyChain(db, org.id, { clock: { now: () => new Date(t0 + EVENTS + 1000) } });
-  const secs = Number(process.hrtime.bigint() - start) / 1e9;
-  if (!report.ok) throw new Error(`the seeded chain does not verify: ${JSON.stringify(report.problems[0])}`);
+  const clock = { now: () => new Date(t0 + EVENTS + 1000) };
+  // The default (two connections in one snapshot, one worker thread per core) and, in the same
+  // run, one sequential pass (one connection, no worker): the ratio is what the parallel read buys.
+  const timed = async (opts: { workers?: number; connections?: number }) => {
+    const start = process.hrtime.bigint();
+    const report = await verifyChain(db, org.id, { clock, ...opts });
+    const secs = Number(process.hrtime.bigint() - start) / 1e9;
+    if (!report.ok)
+      throw new Error(`the seeded chain does not verify: ${JSON.stringify(report.problems[0])}`);
+    return { rate: report.sealed / secs, secs, events: report.sealed };
+  };
+  const parallel = await timed({});
+  const sequential = await timed({ workers: 0, connections: 1 });
   return {
-    value: report.sealed / secs,
-    extra: { events: report.sealed, verify_s: Number(secs.toFixed(2)), seed_s: Number(seedSecs.toFixed(1)) },
+    value: parallel.rate,
+    extra: {
+      events: parallel.events,
+      verify_s: Number(parallel.secs.toFixed(2)),
+      sequential_events_per_s: Math.round(sequential.rate),
+      parallel_over_sequential: Number((parallel.rate / sequential.rate).toFixed(2)),
+      seed_s: Number(seedSecs.toFixed(1)),
+    },
   };
 }
 
@@ -156,7 +178,131 @@ async function sealingLag(ctx: BenchContext) {
   };
 }
 
+/**
+ * What auditing costs the business: 10-line invoice create + finalize through the HTTP API with
+ * 16 clients, in alternating phases with auditing on and off (the benchmark-only switch), in one
+ * run; plus raw append rates of recordAudit itself.
+ */
+async function appendCost(ctx: BenchContext) {
+  const { db } = await ctx.freshDatabase();
+  const { app, org, call } = await serveBenchApi(db);
+  const CLIENTS = 16;
+  const phaseMs = Number(process.env.BENCH_AUDIT_PHASE_MS ?? 4000);
+  try {
+    const rate = (await call('POST', '/v1/tax_rates', {
+      name: 'VAT',
+      percentage: '20',
+      inclusive: false,
+      category: 'S',
+    })) as { id: string };
+    const customers: string[] = [];
+    for (let i = 0; i < CLIENTS; i++)
+      customers.push(
+        (await call('POST', '/v1/customers', { name: `Customer ${i}`, email: `c${i}@bench.example` }))
+          .id as string,
+      );
+    const lines = Array.from({ length: 10 }, (_, i) => ({
+      description: `Line ${i}`,
+      quantity: String(1 + (i % 3)),
+      unit_amount: 1000 + i * 137,
+      tax_rates: [rate.id],
+    }));
+    const one = async (c: number) => {
+      const inv = await call('POST', '/v1/invoices', { customer: customers[c], lines });
+      await call('POST', `/v1/invoices/${inv.id as string}/finalize`, {});
+    };
+    const events = async () =>
+      Number(
+        (
+          await sql<{
+            n: string;
+          }>`SELECT count(*)::text AS n FROM audit_events WHERE org_id = ${org}`.execute(db)
+        ).rows[0]?.n,
+      );
+    const phase = async () => {
+      let n = 0;
+      const start = Date.now();
+      await Promise.all(
+        Array.from({ length: CLIENTS }, async (_, c) => {
+          while (Date.now() - start < phaseMs) {
+            await one(c);
+            n++;
+          }
+        }),
+      );
+      return { n, secs: (Date.now() - start) / 1000 };
+    };
+    for (let i = 0; i < 20; i++) await one(i % CLIENTS); // warm-up
+    const totals = { on: { n: 0, secs: 0 }, off: { n: 0, secs: 0 } };
+    let eventsOn = 0;
+    // Alternate on, off, on, off…: drift in the machine's load hits both modes alike.
+    for (const mode of ['on', 'off', 'on', 'off', 'on', 'off'] as const) {
+      benchmarkOnlySkipAudit(mode === 'off');
+      const before = await events();
+      try {
+        const r = await phase();
+        totals[mode].n += r.n;
+        totals[mode].secs += r.secs;
+      } finally {
+        benchmarkOnlySkipAudit(false);
+      }
+      if (mode === 'on') eventsOn += (await events()) - before;
+    }
+    const on = totals.on.n / totals.on.secs;
+    const off = totals.off.n / totals.off.secs;
+
+    // Raw appends: 16 clients, one event per transaction; and 1,000 events in one transaction.
+    let raw = 0;
+    const rawStart = Date.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, w) => {
+        while (Date.now() - rawStart < 3000) {
+          await inOrg(db, org, (tx) =>
+            recordAudit(tx, {
+              orgId: org,
+              actor: { kind: 'user', id: `usr_${w}` },
+              action: 'invoice.created',
+              target: { type: 'invoice', id: `inv_${raw}` },
+              outcome: 'success',
+              details: { w, lines: 10 },
+            }),
+          );
+          raw++;
+        }
+      }),
+    );
+    const rawPerS = raw / ((Date.now() - rawStart) / 1000);
+    const batchStart = process.hrtime.bigint();
+    await inOrg(db, org, async (tx) => {
+      for (let i = 0; i < 1000; i++)
+        await recordAudit(tx, {
+          orgId: org,
+          actor: { kind: 'system', id: 'system' },
+          action: 'invoice.created',
+          target: { type: 'invoice', id: `inv_${i}` },
+          outcome: 'success',
+          details: { i },
+        });
+    });
+    const batchPerS = 1000 / (Number(process.hrtime.bigint() - batchStart) / 1e9);
+    return {
+      value: off / on,
+      extra: {
+        audit_on_invoices_per_s: Number(on.toFixed(1)),
+        audit_off_invoices_per_s: Number(off.toFixed(1)),
+        events_per_invoice: Number((eventsOn / Math.max(1, totals.on.n)).toFixed(2)),
+        raw_events_per_s_16_clients_1_per_tx: Math.round(rawPerS),
+        raw_events_per_s_one_tx: Math.round(batchPerS),
+      },
+    };
+  } finally {
+    benchmarkOnlySkipAudit(false);
+    await app.close();
+  }
+}
+
 export const scenarios: Scenario[] = [
+  { name: 'audit.append_cost.on_over_off', unit: 'time ratio', needsDb: true, run: appendCost },
   { name: 'audit.verify', unit: 'events/s', needsDb: true, run: verifySpeed },
   { name: 'audit.sealing_lag.16_writers', unit: 'ms p99', needsDb: true, run: sealingLag },
 ];

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Tx } from '../adapters/db/tx.js';
 import { newId } from '../domain/ids.js';
 import type { Actor } from '../domain/permissions.js';
-import type { RequestMeta } from './context.js';
+import type { Ctx, RequestMeta } from './context.js';
 
 export type AuditOutcome = 'success' | 'denied' | 'failed';
 
@@ -38,12 +38,24 @@ export function scrubDetails(value: unknown, depth = 0): unknown {
   return value;
 }
 
+let skippedForBenchmark = false;
+
+/**
+ * For the audit benchmark only (bench/scenarios/audit.ts measures what auditing costs by
+ * running the same workload with and without it): no configuration, environment variable or
+ * request can reach this, and nothing under src/ calls it (a test checks).
+ */
+export function benchmarkOnlySkipAudit(skip: boolean): void {
+  skippedForBenchmark = skip;
+}
+
 /**
  * Appends one audit event inside the caller's transaction, so the event commits if and only
  * if the change it records commits. Every use case that writes calls this.
  */
 export async function recordAudit(tx: Tx, event: AuditEvent): Promise<string> {
   const id = newId('event');
+  if (skippedForBenchmark) return id;
   const detailsText = JSON.stringify(scrubDetails(event.details ?? {}));
   const row: CanonicalAuditEvent = {
     id,
@@ -82,6 +94,29 @@ export async function recordAudit(tx: Tx, event: AuditEvent): Promise<string> {
     })
     .execute();
   return id;
+}
+
+/**
+ * Records that decrypted PII was read (DESIGN §5: every read of PII is audited): one
+ * `<type>.pii_read` event naming the record, or for a list one `<type>.pii_listed` event naming
+ * the records whose PII it returned. Nothing when no record carried any.
+ */
+export async function recordPiiRead(
+  tx: Tx,
+  ctx: Ctx,
+  type: string,
+  ids: string[],
+  mode: 'read' | 'listed',
+): Promise<void> {
+  if (ids.length === 0) return;
+  await recordAudit(tx, {
+    orgId: ctx.actor.orgId,
+    actor: ctx.actor,
+    action: `${type}.pii_${mode}`,
+    ...(mode === 'read' ? { target: { type, id: ids[0] as string } } : { details: { [`${type}s`]: ids } }),
+    outcome: 'success',
+    meta: ctx.meta,
+  });
 }
 
 /** An audit event as the content hash sees it: every column, the time as UTC ISO 8601 with microseconds. */

@@ -22,7 +22,7 @@ import {
 import { type JournalEntry, postInvoiceUncollectible, postInvoiceVoided } from '../domain/ledger.js';
 import { assertCurrency, type RoundingMode } from '../domain/money.js';
 import type { TaxRateInput } from '../domain/tax.js';
-import { recordAudit } from './audit.js';
+import { recordAudit, recordPiiRead } from './audit.js';
 import { assignedOnly, authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import {
@@ -931,6 +931,7 @@ export async function getInvoice(
 ) {
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     const { row, lines } = await loadInvoice(tx, ctx, id, 'invoices:read');
+    await recordPiiRead(tx, ctx, 'invoice', row.notes_enc === null ? [] : [row.id], 'read');
     return view(deps, tx, ctx, row, lines, expand.customer);
   });
 }
@@ -974,6 +975,8 @@ export async function listInvoices(
           f.expand_customer,
         ),
       );
+    const withNotes = page.filter((r) => r.notes_enc !== null).map((r) => r.id);
+    await recordPiiRead(tx, ctx, 'invoice', withNotes, 'listed');
     return { object: 'list', data, has_more };
   });
 }

@@ -24,6 +24,7 @@ import {
 } from '../adapters/crypto/key-store.js';
 import { type Db, inTransaction, type Tx } from '../adapters/db/index.js';
 import { recordAudit } from './audit.js';
+import { rewrapSigningKeys, signingKeyMasters } from './audit-chain.js';
 import type { RequestMeta } from './context.js';
 
 /**
@@ -65,7 +66,12 @@ export async function allOrgIds(db: Db): Promise<string[]> {
 }
 
 function inScope<T>(db: Db, scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return inTransaction(db, { orgId: scope }, fn);
+  return inTransaction(db, { orgId: scope }, async (tx) => {
+    // The platform scope holds platform tables such as users (their TOTP secrets), which the
+    // application role sees only in platform transactions.
+    if (scope === null) await sql`SELECT set_config('app.platform', 'on', true)`.execute(tx);
+    return fn(tx);
+  });
 }
 
 async function scopes(deps: KeyAdminDeps, orgId?: Scope): Promise<Scope[]> {
@@ -129,11 +135,19 @@ export async function rewrapUnderActiveMaster(
         await rewrapKek(tx, scope, kek.version, wrapped.masterKeyId, wrapped.blob);
         here++;
       }
-      if (here > 0)
-        await audit(tx, deps, scope, 'key.master_rotated', { rewrapped: here, master_key_id: active });
+      // The audit checkpoint signing seeds are platform keys under the master key too.
+      const signing = scope === null ? await rewrapSigningKeys(tx, deps.keyProvider) : 0;
+      if (here > 0 || signing > 0)
+        await audit(tx, deps, scope, 'key.master_rotated', {
+          rewrapped: here,
+          ...(scope === null ? { signing_keys_rewrapped: signing } : {}),
+          master_key_id: active,
+        });
       rewrapped += here;
       for (const kek of await listKeks(tx, scope))
         if (kek.status !== 'destroyed' && kek.master_key_id !== active) referenced.add(kek.master_key_id);
+      if (scope === null)
+        for (const id of (await signingKeyMasters(tx)).keys()) if (id !== active) referenced.add(id);
     });
   }
   deps.cipher.forget();
@@ -148,6 +162,9 @@ export async function referencedMasterKeys(deps: KeyAdminDeps): Promise<Map<stri
     for (const k of keks)
       if (k.status !== 'destroyed') counts.set(k.master_key_id, (counts.get(k.master_key_id) ?? 0) + 1);
   }
+  // A master key that still wraps an audit signing seed must not be dropped either.
+  const signing = await inScope(deps.db, null, (tx) => signingKeyMasters(tx));
+  for (const [id, n] of signing) counts.set(id, (counts.get(id) ?? 0) + n);
   return counts;
 }
 
@@ -321,7 +338,7 @@ export async function reencrypt(deps: KeyAdminDeps, opts: ReencryptOptions = {})
             return result;
           }
           const n = await inScope(deps.db, scope, (tx) =>
-            reencryptBatch(deps, tx, scope, t, c.column, retired, batchSize),
+            reencryptBatch(deps, tx, scope, t, c, retired, batchSize),
           );
           if (n === 0) break;
           moved += n;
@@ -354,12 +371,13 @@ async function reencryptBatch(
   tx: Tx,
   scope: Scope,
   table: EncryptedTable<string>,
-  column: string,
+  col: EncryptedTable<string>['columns'][number],
   retired: string[],
   batchSize: number,
 ): Promise<number> {
   const { spec } = table;
-  const subjectCol = spec.subject ? sql.ref(spec.subject.column) : sql<null>`NULL`;
+  const { column, subject } = col;
+  const subjectCol = subject ? sql.ref(subject.column) : sql<null>`NULL`;
   const rows = await sql<{ row_id: string; subject_id: string | null; value: string }>`
     SELECT ${sql.ref(spec.idColumn)} AS row_id, ${subjectCol} AS subject_id, ${sql.ref(column)} AS value
     FROM ${sql.table(spec.table)}
@@ -370,7 +388,7 @@ async function reencryptBatch(
   for (const row of rows.rows) {
     const cipherScope = {
       orgId: scope,
-      ...(spec.subject && row.subject_id ? { subject: { type: spec.subject.type, id: row.subject_id } } : {}),
+      ...(subject && row.subject_id ? { subject: { type: subject.type, id: row.subject_id } } : {}),
     };
     const field = { table: spec.table, column, rowId: row.row_id };
     const plain = await deps.cipher.decrypt(tx, cipherScope, field, row.value);

@@ -16,7 +16,7 @@ import {
   unapplyFromInvoice,
 } from '../domain/payments.js';
 import type { Actor } from '../domain/permissions.js';
-import { recordAudit } from './audit.js';
+import { recordAudit, recordPiiRead } from './audit.js';
 import { authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import { type BillingDeps, creditBalance, customerResource } from './customers.js';
@@ -526,6 +526,7 @@ async function loadPayment(tx: Tx, ctx: Ctx, id: string, permission: 'payments:r
 export async function getPayment(deps: BillingDeps, ctx: Ctx, id: string): Promise<PaymentView> {
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     const row = await loadPayment(tx, ctx, id, 'payments:read');
+    await recordPiiRead(tx, ctx, 'payment', row.reference_enc === null ? [] : [row.id], 'read');
     return view(deps, tx, row, await allocationsOf(tx, [row.id]));
   });
 }
@@ -555,6 +556,8 @@ export async function listPayments(
           allocations.filter((a) => a.payment_id === r.id),
         ),
       );
+    const withReference = page.filter((r) => r.reference_enc !== null).map((r) => r.id);
+    await recordPiiRead(tx, ctx, 'payment', withReference, 'listed');
     return { object: 'list', data, has_more };
   });
 }

@@ -6,7 +6,7 @@ import { newId } from '../domain/ids.js';
 import { postRefund } from '../domain/ledger.js';
 import { assertCurrency } from '../domain/money.js';
 import { approvalThreshold, drawCredit, refundNeedsApproval } from '../domain/payments.js';
-import { recordAudit } from './audit.js';
+import { recordAudit, recordPiiRead } from './audit.js';
 import { authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import { type BillingDeps, customerResource } from './customers.js';
@@ -396,6 +396,7 @@ export async function getRefund(deps: BillingDeps, ctx: Ctx, id: string): Promis
       .where('id', '=', row.customer_id)
       .executeTakeFirstOrThrow();
     await authorize(tx, ctx, 'payments:read', customerResource(customer));
+    await recordPiiRead(tx, ctx, 'refund', [row.id], 'read');
     return view(deps, tx, row);
   });
 }
@@ -413,6 +414,13 @@ export async function listRefunds(
     const { rows, has_more } = await fetchPage(q, f);
     const data: RefundView[] = [];
     for (const r of rows) data.push(await view(deps, tx, r));
+    await recordPiiRead(
+      tx,
+      ctx,
+      'refund',
+      rows.map((r) => r.id),
+      'listed',
+    );
     return { object: 'list', data, has_more };
   });
 }

@@ -18,7 +18,20 @@ import type { Tx } from '../db/tx.js';
  * Every declared table is registered, so `billvault keys reencrypt` finds its ciphertexts.
  * Plaintext exists only in memory: what reaches SQL is the ciphertext and the blind index.
  */
-export type FieldSpec = string | { column: string; blindIndex?: { column: string; purpose: string } };
+export type FieldSpec =
+  | string
+  | {
+      column: string;
+      blindIndex?: { column: string; purpose: string };
+      /** Overrides the table's subject for this column (null: under the org's own data key). */
+      subject?: SubjectSpec | null;
+    };
+
+/** Whose data key a column is under: a customer's or a user's, named by a column of the row. */
+export interface SubjectSpec {
+  type: 'customer' | 'user';
+  column: string;
+}
 
 /** GDPR Art. 30 data categories of encrypted fields (records of processing activities). */
 export const DATA_CATEGORIES = [
@@ -50,7 +63,7 @@ export interface EncryptedTableSpec<F extends string> {
   /** The org column (null for platform tables such as users). */
   orgColumn: string | null;
   /** When each row has its own subject key (a customer's): the subject type and the column holding its id. */
-  subject?: { type: 'customer' | 'user'; column: string };
+  subject?: SubjectSpec;
   fields: Record<F, FieldSpec>;
   /** The data category, purpose, legal basis and retention of every field (a test requires it). */
   privacy?: Partial<Record<F, FieldPrivacy>>;
@@ -59,7 +72,13 @@ export interface EncryptedTableSpec<F extends string> {
 export interface EncryptedTable<F extends string> {
   readonly spec: EncryptedTableSpec<F>;
   /** The encrypted columns (and their blind-index columns), as [field, column, blindIndex?]. */
-  readonly columns: readonly { field: F; column: string; blindIndex?: { column: string; purpose: string } }[];
+  readonly columns: readonly {
+    field: F;
+    column: string;
+    blindIndex?: { column: string; purpose: string };
+    /** The column's subject (the table's unless the field overrides it); undefined: the org key. */
+    subject?: SubjectSpec;
+  }[];
   /** Encrypts the given fields into their columns; null stays null (and so does its blind index). */
   seal(
     cipher: FieldCipher,
@@ -91,15 +110,17 @@ const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** Declares the encrypted fields of a table (and registers them). */
 export function encryptedTable<F extends string>(spec: EncryptedTableSpec<F>): EncryptedTable<F> {
-  const columns = (Object.entries(spec.fields) as [F, FieldSpec][]).map(([field, s]) =>
-    typeof s === 'string' ? { field, column: s } : { field, column: s.column, blindIndex: s.blindIndex },
-  );
+  const columns = (Object.entries(spec.fields) as [F, FieldSpec][]).map(([field, s]) => {
+    if (typeof s === 'string') return { field, column: s, subject: spec.subject };
+    const subject = s.subject === undefined ? spec.subject : (s.subject ?? undefined);
+    return { field, column: s.column, blindIndex: s.blindIndex, subject };
+  });
   for (const name of [
     spec.table,
     spec.idColumn,
     spec.orgColumn ?? 'x',
     spec.subject?.column ?? 'x',
-    ...columns.flatMap((c) => [c.column, c.blindIndex?.column ?? 'x']),
+    ...columns.flatMap((c) => [c.column, c.blindIndex?.column ?? 'x', c.subject?.column ?? 'x']),
   ]) {
     if (!IDENT.test(name)) throw new Error(`encryptedTable: ${name} is not a plain SQL identifier`);
   }
