@@ -21,6 +21,7 @@ import {
 } from '../domain/invoice-transitions.js';
 import { type JournalEntry, postInvoiceUncollectible, postInvoiceVoided } from '../domain/ledger.js';
 import { assertCurrency, type RoundingMode } from '../domain/money.js';
+import { numberTemplate } from '../domain/numbering.js';
 import { can } from '../domain/permissions.js';
 import type { TaxRateInput } from '../domain/tax.js';
 import { auditRow, recordAudit } from './audit.js';
@@ -104,22 +105,54 @@ export interface OrgContext {
 
 const orgContexts = new WeakMap<Tx, Promise<OrgContext>>();
 
-/** The org of this transaction (Row-Level Security picks it) with its document settings, in one query, once per transaction. */
+/** The columns an OrgContext is read from; another query of the transaction may carry them along. */
+const orgContextColumns = [
+  sql<string>`(SELECT o.name FROM orgs o WHERE o.id = current_setting('app.org_id', true))`.as(
+    'org_ctx_name',
+  ),
+  sql<string>`(SELECT o.base_currency FROM orgs o WHERE o.id = current_setting('app.org_id', true))`.as(
+    'org_ctx_base_currency',
+  ),
+  sql<[string, unknown][] | null>`(SELECT json_agg(json_build_array(s.key, s.value)) FROM org_settings s
+    WHERE s.key = 'invoice.rounding' OR s.key LIKE 'numbering.%' OR s.key LIKE 'seller.%')`.as(
+    'org_ctx_settings',
+  ),
+] as const;
+
+interface OrgContextRow {
+  org_ctx_name: string;
+  org_ctx_base_currency: string;
+  org_ctx_settings: [string, unknown][] | null;
+}
+
+function toOrgContext(r: OrgContextRow): OrgContext {
+  if (r.org_ctx_name === null || r.org_ctx_base_currency === null)
+    throw new Error('no org in this transaction');
+  return {
+    name: r.org_ctx_name,
+    base_currency: r.org_ctx_base_currency,
+    settings: new Map(r.org_ctx_settings ?? []),
+  };
+}
+
+/** Takes the OrgContext columns out of a row read with orgContextColumns, and keeps them for the transaction. */
+function primeOrgContext<R extends OrgContextRow>(tx: Tx, row: R): Omit<R, keyof OrgContextRow> {
+  const { org_ctx_name, org_ctx_base_currency, org_ctx_settings, ...rest } = row;
+  if (!orgContexts.has(tx))
+    orgContexts.set(
+      tx,
+      Promise.resolve(toOrgContext({ org_ctx_name, org_ctx_base_currency, org_ctx_settings })),
+    );
+  return rest;
+}
+
+/** The org of this transaction with its document settings, in one query, once per transaction. */
 export function orgContext(tx: Tx): Promise<OrgContext> {
   let ctx = orgContexts.get(tx);
   if (!ctx) {
-    ctx = tx
-      .selectFrom('orgs')
-      .select([
-        'name',
-        'base_currency',
-        sql<[string, unknown][] | null>`(SELECT json_agg(json_build_array(s.key, s.value)) FROM org_settings s
-          WHERE s.key = 'invoice.rounding' OR s.key LIKE 'numbering.%' OR s.key LIKE 'seller.%')`.as(
-          'settings',
-        ),
-      ])
-      .executeTakeFirstOrThrow()
-      .then((o) => ({ name: o.name, base_currency: o.base_currency, settings: new Map(o.settings ?? []) }));
+    ctx = sql<OrgContextRow>`SELECT ${sql.join(orgContextColumns)}`
+      .execute(tx)
+      .then((r) => toOrgContext(r.rows[0] as OrgContextRow));
     orgContexts.set(tx, ctx);
   }
   return ctx;
@@ -550,6 +583,8 @@ async function loadInvoiceWith(
       ...(withBuyer ? BUYER_COLUMNS : []).map((c) =>
         sql<string | null>`customers.${sql.ref(c)}`.as(`buyer_${c}`),
       ),
+      // Finalisation needs the org's document settings next: they come along.
+      ...(withBuyer ? orgContextColumns : []),
     ])
     .where('invoices.id', '=', id);
   if (lock) q = q.forUpdate(['invoices']);
@@ -558,12 +593,14 @@ async function loadInvoiceWith(
   const { customer_owner_user_id, ...rest } = found;
   const buyer: Record<string, unknown> = {};
   const row = rest as Record<string, unknown>;
-  if (withBuyer)
+  let invoice = row as unknown as InvoiceRow;
+  if (withBuyer) {
     for (const c of BUYER_COLUMNS) {
       buyer[c] = row[`buyer_${c}`];
       delete row[`buyer_${c}`];
     }
-  const invoice = row as unknown as InvoiceRow;
+    invoice = primeOrgContext(tx, row as unknown as InvoiceRow & OrgContextRow) as InvoiceRow;
+  }
   await authorize(
     tx,
     ctx,
@@ -616,12 +653,15 @@ export async function documentCustomer(
   customerId: string,
   permission: 'invoices:write' | 'quotes:write',
 ) {
-  const customer = await tx
+  // The org's document settings come along (the draft needs them next).
+  const found = await tx
     .selectFrom('customers')
     .selectAll()
+    .select(orgContextColumns)
     .where('id', '=', customerId)
     .executeTakeFirst();
-  if (!customer) throw new DomainError('not_found', 'No such customer.', 'customer');
+  if (!found) throw new DomainError('not_found', 'No such customer.', 'customer');
+  const customer = primeOrgContext(tx, found);
   await authorize(tx, ctx, permission, customerResource(customer));
   if (customer.archived_at)
     throw new DomainError('validation_failed', 'The customer is archived.', 'customer');
@@ -941,19 +981,31 @@ async function finalizeDraft(
   } else {
     await tx.insertInto('audit_events').values(audit).execute();
   }
-  // Last: the number. The counter row is locked from here to commit only.
-  const number = numberPrepared(
-    prepared,
-    await takeSequence(tx, row.org_id, 'invoice', prepared.sequence_scope),
-  );
+  // Last: the number, taken and written in one statement. The counter row is locked from here
+  // to commit only; the database renders the number from the pattern split around the sequence.
+  const t = numberTemplate(prepared.pattern, prepared.issue_date);
+  const seq = sql<string>`seq.last_value::text`;
   const now = deps.clock.now();
-  const finalized = await tx
+  const { sequence, ...finalized } = await tx
+    .with('seq', (db) =>
+      db
+        .insertInto('document_sequences')
+        .values({ org_id: row.org_id, series: 'invoice', scope: prepared.sequence_scope, last_value: 1n })
+        .onConflict((oc) =>
+          oc
+            .columns(['org_id', 'series', 'scope'])
+            .doUpdateSet({ last_value: sql<bigint>`document_sequences.last_value + 1` }),
+        )
+        .returning('last_value'),
+    )
     .updateTable('invoices')
+    .from('seq')
     .set({
       ...totalsColumns(prepared.totals),
       status: prepared.state.status,
       amount_remaining: prepared.state.amount_remaining,
-      number,
+      number: sql<string>`${t.prefix}::text || CASE WHEN length(${seq}) >= ${t.width}::int THEN ${seq}
+        ELSE lpad(${seq}, ${t.width}::int, '0') END || ${t.suffix}::text`,
       issue_date: prepared.issue_date,
       due_date: prepared.due_date,
       seller_snapshot: JSON.stringify(seller),
@@ -967,12 +1019,16 @@ async function finalizeDraft(
           : null,
       finalized_at: now,
       paid_at: prepared.state.status === 'paid' ? now : null,
-      version: sql<number>`version + 1`,
+      version: sql<number>`invoices.version + 1`,
       updated_at: now,
     })
-    .where('id', '=', id)
-    .returningAll()
+    .where('invoices.id', '=', id)
+    .returningAll('invoices')
+    .returning('seq.last_value as sequence')
     .executeTakeFirstOrThrow();
+  // The domain's rendering is the reference: anything else rolls the whole finalisation back.
+  if (finalized.number !== numberPrepared(prepared, sequence))
+    throw new Error('document number rendering differs');
   return view(deps, tx, ctx, finalized, lines);
 }
 
