@@ -909,7 +909,8 @@ export async function finalizeInvoice(
 /**
  * The finalisation itself, inside the caller's transaction, on a draft the actor may finalise
  * (POST /v1/invoices/{id}/finalize, and POST /v1/invoices with `finalize: true`). `buyerFields`
- * holds the customer's encrypted buyer columns (BUYER_COLUMNS).
+ * holds the customer's encrypted buyer columns (BUYER_COLUMNS). Whatever else a finalisation
+ * must do (events, notifications) belongs here, so that both ways of finalising do it.
  */
 async function finalizeDraft(
   deps: BillingDeps,
