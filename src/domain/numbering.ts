@@ -124,7 +124,7 @@ export function numberTemplate(
   const parsed = typeof pattern === 'string' ? parseNumberPattern(pattern) : pattern;
   const at = parsed.parts.findIndex((p) => p.kind === 'seq');
   const seq = parsed.parts[at];
-  if (!seq || seq.kind !== 'seq') throw new RangeError('pattern without a sequence');
+  if (seq?.kind !== 'seq') throw new RangeError('pattern without a sequence');
   const render = (parts: readonly PatternPart[]) =>
     parts.length === 0
       ? ''
