@@ -1,6 +1,8 @@
 // The real HTTP API on a bench database, authenticated with a real API key: what the invoice
 // and payment scenarios drive with 16 concurrent clients.
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import pg from 'pg';
 import { createFieldCipher } from '../src/adapters/crypto/field-cipher.js';
 import { LocalKeyProvider } from '../src/adapters/crypto/key-provider.js';
 import { ARGON2_DEFAULTS, createPasswordHasher } from '../src/adapters/crypto/passwords.js';
@@ -12,6 +14,23 @@ import { createOrg } from '../src/app/orgs.js';
 import { systemClock } from '../src/app/ports.js';
 import type { IdentityDeps } from '../src/app/sessions.js';
 import { buildApp } from '../src/http/app.js';
+
+// Every statement a pg client sends (BEGIN and COMMIT included) is one database round trip.
+let statements = 0;
+const originalQuery = pg.Client.prototype.query;
+let counting = false;
+/** Counts the statements sent by every pg client of this process from now on. */
+export function countStatements(): () => number {
+  if (!counting) {
+    counting = true;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      statements++;
+      return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof pg.Client.prototype.query;
+  }
+  const start = statements;
+  return () => statements - start;
+}
 
 /** Serves the app on a loopback port for one new org; `call` sends JSON with its API key. */
 export async function serveBenchApi(db: Db) {
@@ -33,17 +52,57 @@ export async function serveBenchApi(db: Db) {
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
-  const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  const headers = { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' };
-  const call = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${base}${path}`, {
-      method,
-      headers,
-      ...(body ? { body: JSON.stringify(body) } : {}),
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  // The load generator shares the process (and the two cores) with the server, so it should be
+  // cheap: node:http over keep-alive connections (fetch/undici costs several times more CPU).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const auth = `Bearer ${key.secret}`;
+  const call = (method: string, path: string, body?: unknown) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const payload = body ? JSON.stringify(body) : undefined;
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path,
+          agent,
+          headers: {
+            authorization: auth,
+            ...(payload
+              ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+              : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            try {
+              const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+              if (res.statusCode !== 200)
+                reject(new Error(`${method} ${path} → ${res.statusCode} ${JSON.stringify(json)}`));
+              else resolve(json);
+            } catch (e) {
+              reject(e);
+            }
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
     });
-    const json = (await r.json()) as Record<string, unknown>;
-    if (r.status !== 200) throw new Error(`${method} ${path} → ${r.status} ${JSON.stringify(json)}`);
-    return json;
+  const close = app.close.bind(app);
+  return {
+    app: {
+      server: app.server,
+      async close() {
+        agent.destroy();
+        await close();
+      },
+    },
+    org: org.id,
+    call,
   };
-  return { app, org: org.id, call };
 }

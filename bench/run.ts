@@ -58,10 +58,14 @@ async function main() {
 
   const servers: { kind: 'embedded' | 'external'; url: string; stop?: () => Promise<void> }[] = [];
   let tmp: string | undefined;
-  if (needsDb) {
+  // BENCH_DB=embedded or BENCH_DB=external runs the database scenarios on that server only.
+  const only = process.env.BENCH_DB;
+  if (needsDb && only !== 'external') {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'billvault-bench-'));
     const emb = await startEmbeddedPostgres({ dataDir: tmp });
     servers.push({ kind: 'embedded', url: emb.adminUrl, stop: emb.stop });
+  }
+  if (needsDb && only !== 'embedded') {
     const ext = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
     if (await reachable(ext)) servers.push({ kind: 'external', url: ext });
     else console.log(`(no external PostgreSQL answered at ${new URL(ext).host}; external figures skipped)`);

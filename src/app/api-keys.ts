@@ -248,37 +248,30 @@ interface KeyRow {
 export async function authenticateApiKey(deps: IdentityDeps, secret: string): Promise<Actor | null> {
   if (!secret.startsWith(API_KEY_PREFIX) || secret.length > 100) return null;
   const now = deps.clock.now();
-  return inPlatform(deps.db, async (tx) => {
-    const res = await sql<KeyRow>`
-      SELECT k.org_id, k.id, k.role, k.scopes, k.created_by, k.last_used_at, m.role AS member_role
-      FROM api_keys k
-      LEFT JOIN users u ON u.id = k.created_by
-      LEFT JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.created_by
-      WHERE k.secret_hash = ${hashSecret(secret)} AND k.revoked_at IS NULL
-        AND (k.expires_at IS NULL OR k.expires_at > ${now})
-        AND (k.created_by IS NULL OR (u.disabled_at IS NULL AND m.disabled_at IS NULL AND m.role IS NOT NULL))`.execute(
-      tx,
-    );
-    const row = res.rows[0];
-    if (!row) return null;
-    const role = row.created_by ? row.member_role : row.role;
-    if (!role || !isRole(role)) return null;
-    // last_used_at is informational: write it at most once a minute per key.
-    if (!row.last_used_at || now.getTime() - row.last_used_at.getTime() > 60_000) {
-      await tx
+  // One round trip: the function runs the lookup as the application role with the platform
+  // scope on (migration 0014), which a transaction here would need four round trips for.
+  const res = await sql<KeyRow>`SELECT * FROM api_key_lookup(${hashSecret(secret)}, ${now})`.execute(deps.db);
+  const row = res.rows[0];
+  if (!row) return null;
+  const role = row.created_by ? row.member_role : row.role;
+  if (!role || !isRole(role)) return null;
+  // last_used_at is informational: write it at most once a minute per key.
+  if (!row.last_used_at || now.getTime() - row.last_used_at.getTime() > 60_000) {
+    await inPlatform(deps.db, (tx) =>
+      tx
         .updateTable('api_keys')
         .set({ last_used_at: now })
         .where('org_id', '=', row.org_id)
         .where('id', '=', row.id)
-        .execute();
-    }
-    return {
-      kind: 'api_key',
-      id: row.id,
-      orgId: row.org_id,
-      role,
-      ...(row.scopes ? { scopes: new Set(row.scopes.filter(isPermission)) } : {}),
-      ...(row.created_by ? { userId: row.created_by } : {}),
-    };
-  });
+        .execute(),
+    );
+  }
+  return {
+    kind: 'api_key',
+    id: row.id,
+    orgId: row.org_id,
+    role,
+    ...(row.scopes ? { scopes: new Set(row.scopes.filter(isPermission)) } : {}),
+    ...(row.created_by ? { userId: row.created_by } : {}),
+  };
 }

@@ -49,13 +49,18 @@ export function benchmarkOnlySkipAudit(skip: boolean): void {
   skippedForBenchmark = skip;
 }
 
+/** True while the audit benchmark runs its audit-off phase (statements that insert an auditRow themselves leave it out). */
+export function auditSkippedForBenchmark(): boolean {
+  return skippedForBenchmark;
+}
+
 /**
- * Appends one audit event inside the caller's transaction, so the event commits if and only
- * if the change it records commits. Every use case that writes calls this.
+ * The row one audit event is stored as, content hash included. recordAudit inserts it; a use
+ * case that writes several rows at once may insert it in the same statement (it must still
+ * commit if and only if the change it records commits).
  */
-export async function recordAudit(tx: Tx, event: AuditEvent): Promise<string> {
+export function auditRow(event: AuditEvent) {
   const id = newId('event');
-  if (skippedForBenchmark) return id;
   const detailsText = JSON.stringify(scrubDetails(event.details ?? {}));
   const row: CanonicalAuditEvent = {
     id,
@@ -73,27 +78,34 @@ export async function recordAudit(tx: Tx, event: AuditEvent): Promise<string> {
     user_agent: event.meta?.userAgent?.slice(0, 300) ?? null,
     details: JSON.parse(detailsText) as unknown,
   };
-  await tx
-    .insertInto('audit_events')
-    .values({
-      id,
-      org_id: row.org_id,
-      occurred_at: new Date(row.occurred_at),
-      actor_type: row.actor_type,
-      actor_id: row.actor_id,
-      session_id: row.session_id,
-      action: row.action,
-      target_type: row.target_type,
-      target_id: row.target_id,
-      outcome: row.outcome as AuditOutcome,
-      request_id: row.request_id,
-      ip: row.ip,
-      user_agent: row.user_agent,
-      details: detailsText,
-      content_hash: auditContentHash(row),
-    })
-    .execute();
-  return id;
+  return {
+    id,
+    org_id: row.org_id,
+    occurred_at: new Date(row.occurred_at),
+    actor_type: row.actor_type,
+    actor_id: row.actor_id,
+    session_id: row.session_id,
+    action: row.action,
+    target_type: row.target_type,
+    target_id: row.target_id,
+    outcome: row.outcome as AuditOutcome,
+    request_id: row.request_id,
+    ip: row.ip,
+    user_agent: row.user_agent,
+    details: detailsText,
+    content_hash: auditContentHash(row),
+  };
+}
+
+/**
+ * Appends one audit event inside the caller's transaction, so the event commits if and only
+ * if the change it records commits. Every use case that writes calls this.
+ */
+export async function recordAudit(tx: Tx, event: AuditEvent): Promise<string> {
+  const row = auditRow(event);
+  if (skippedForBenchmark) return row.id;
+  await tx.insertInto('audit_events').values(row).execute();
+  return row.id;
 }
 
 /**

@@ -21,8 +21,10 @@ import {
 } from '../domain/invoice-transitions.js';
 import { type JournalEntry, postInvoiceUncollectible, postInvoiceVoided } from '../domain/ledger.js';
 import { assertCurrency, type RoundingMode } from '../domain/money.js';
+import { numberTemplate } from '../domain/numbering.js';
+import { can } from '../domain/permissions.js';
 import type { TaxRateInput } from '../domain/tax.js';
-import { recordAudit, recordPiiRead } from './audit.js';
+import { auditRow, auditSkippedForBenchmark, recordAudit, recordPiiRead } from './audit.js';
 import { assignedOnly, authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import {
@@ -31,7 +33,8 @@ import {
   customerResource,
   getCustomerForDocument,
 } from './customers.js';
-import { postEntry } from './ledger.js';
+import { recordDenied } from './denials.js';
+import { entryRows, postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 import { decryptOrNull } from './shredded.js';
 import { emitEvent, invoiceObject } from './webhooks.js';
@@ -74,9 +77,11 @@ export interface InvoiceCreateInput {
   po_number?: string | null;
   notes?: string | null;
   footer?: string | null;
+  /** Finalise at once, in the same transaction (needs `invoices:finalize` too). */
+  finalize?: boolean;
 }
 
-export type InvoiceUpdateInput = Partial<Omit<InvoiceCreateInput, 'customer'>>;
+export type InvoiceUpdateInput = Partial<Omit<InvoiceCreateInput, 'customer' | 'finalize'>>;
 
 export interface FinalizeInput {
   issue_date?: string;
@@ -92,23 +97,87 @@ export function amount(v: bigint): number {
   return Number(v);
 }
 
+/** The org facts documents need, read once per transaction (orgContext). */
+export interface OrgContext {
+  name: string;
+  base_currency: string;
+  /** The settings documents use: `invoice.rounding`, `numbering.*` and `seller.*`. */
+  settings: Map<string, unknown>;
+}
+
+const orgContexts = new WeakMap<Tx, Promise<OrgContext>>();
+
+/** The columns an OrgContext is read from; another query of the transaction may carry them along. */
+const orgContextColumns = [
+  sql<string>`(SELECT o.name FROM orgs o WHERE o.id = current_setting('app.org_id', true))`.as(
+    'org_ctx_name',
+  ),
+  sql<string>`(SELECT o.base_currency FROM orgs o WHERE o.id = current_setting('app.org_id', true))`.as(
+    'org_ctx_base_currency',
+  ),
+  sql<[string, unknown][] | null>`(SELECT json_agg(json_build_array(s.key, s.value)) FROM org_settings s
+    WHERE s.key = 'invoice.rounding' OR s.key LIKE 'numbering.%' OR s.key LIKE 'seller.%')`.as(
+    'org_ctx_settings',
+  ),
+] as const;
+
+interface OrgContextRow {
+  org_ctx_name: string;
+  org_ctx_base_currency: string;
+  org_ctx_settings: [string, unknown][] | null;
+}
+
+function toOrgContext(r: OrgContextRow): OrgContext {
+  if (r.org_ctx_name === null || r.org_ctx_base_currency === null)
+    throw new Error('no org in this transaction');
+  return {
+    name: r.org_ctx_name,
+    base_currency: r.org_ctx_base_currency,
+    settings: new Map(r.org_ctx_settings ?? []),
+  };
+}
+
+/** Takes the OrgContext columns out of a row read with orgContextColumns, and keeps them for the transaction. */
+function primeOrgContext<R extends OrgContextRow>(tx: Tx, row: R): Omit<R, keyof OrgContextRow> {
+  const { org_ctx_name, org_ctx_base_currency, org_ctx_settings, ...rest } = row;
+  if (!orgContexts.has(tx))
+    orgContexts.set(
+      tx,
+      Promise.resolve(toOrgContext({ org_ctx_name, org_ctx_base_currency, org_ctx_settings })),
+    );
+  return rest;
+}
+
+/** The org of this transaction with its document settings, in one query, once per transaction. */
+export function orgContext(tx: Tx): Promise<OrgContext> {
+  let ctx = orgContexts.get(tx);
+  if (!ctx) {
+    ctx = sql<OrgContextRow>`SELECT ${sql.join(orgContextColumns)}`
+      .execute(tx)
+      .then((r) => toOrgContext(r.rows[0] as OrgContextRow));
+    orgContexts.set(tx, ctx);
+  }
+  return ctx;
+}
+
 /** The org's rounding mode for documents (setting `invoice.rounding`, default half_up). */
 export async function orgRounding(tx: Tx): Promise<RoundingMode> {
-  const row = await tx
-    .selectFrom('org_settings')
-    .select('value')
-    .where('key', '=', 'invoice.rounding')
-    .executeTakeFirst();
-  return row?.value === 'half_even' ? 'half_even' : 'half_up';
+  const value = (await orgContext(tx)).settings.get('invoice.rounding');
+  return value === 'half_even' ? 'half_even' : 'half_up';
 }
 
 export async function orgPattern(tx: Tx, series: keyof typeof DEFAULT_PATTERNS): Promise<string> {
-  const row = await tx
-    .selectFrom('org_settings')
-    .select('value')
-    .where('key', '=', `numbering.${series}`)
-    .executeTakeFirst();
-  return typeof row?.value === 'string' ? row.value : DEFAULT_PATTERNS[series];
+  const value = (await orgContext(tx)).settings.get(`numbering.${series}`);
+  return typeof value === 'string' ? value : DEFAULT_PATTERNS[series];
+}
+
+/** The seller details frozen on a finalised document: the org's name and its `seller.*` settings. */
+async function sellerSnapshot(tx: Tx): Promise<Record<string, unknown>> {
+  const org = await orgContext(tx);
+  const seller: Record<string, unknown> = { name: org.name };
+  for (const [k, v] of [...org.settings].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    if (k.startsWith('seller.')) seller[k.slice('seller.'.length)] = v;
+  return seller;
 }
 
 /**
@@ -335,6 +404,16 @@ function lineRows(orgId: string, invoiceId: string, lines: StoredLine[], t: Invo
   });
 }
 
+/** The line rows as stored, from the values just inserted (what RETURNING * would give back). */
+function writtenLines(values: ReturnType<typeof lineRows>): LineRow[] {
+  return values.map((v) => ({
+    ...v,
+    discounts: JSON.parse(v.discounts) as unknown[],
+    charges: JSON.parse(v.charges) as unknown[],
+    tax_rates: JSON.parse(v.tax_rates) as unknown[],
+  }));
+}
+
 export interface InvoiceView {
   id: string;
   object: 'invoice';
@@ -471,23 +550,73 @@ async function loadInvoice(
   permission: Parameters<typeof authorize>[2],
   lock = false,
 ) {
-  let q = tx.selectFrom('invoices').selectAll().where('id', '=', id);
-  if (lock) q = q.forUpdate();
-  const row = await q.executeTakeFirst();
-  if (!row) throw new DomainError('not_found', 'No such invoice.', 'id');
-  const customer = await tx
-    .selectFrom('customers')
-    .select(['org_id', 'owner_user_id'])
-    .where('id', '=', row.customer_id)
-    .executeTakeFirstOrThrow();
-  await authorize(tx, ctx, permission, customerResource(customer));
+  const { row, lines } = await loadInvoiceWith(tx, ctx, id, permission, lock, false);
+  return { row, lines };
+}
+
+/** The buyer's encrypted fields a finalised invoice freezes (decrypted only these, nothing more). */
+const BUYER_COLUMNS = [
+  'name_enc',
+  'legal_name_enc',
+  'email_enc',
+  'billing_address_enc',
+  'tax_id_enc',
+] as const;
+
+/**
+ * loadInvoice in two round trips: the invoice (locked if asked) with its customer's assignment
+ * (and, for finalisation, the buyer's encrypted fields) in one query, then its lines.
+ */
+async function loadInvoiceWith(
+  tx: Tx,
+  ctx: Ctx,
+  id: string,
+  permission: Parameters<typeof authorize>[2],
+  lock: boolean,
+  withBuyer: boolean,
+) {
+  let q = tx
+    .selectFrom('invoices')
+    .innerJoin('customers', (j) =>
+      j.onRef('customers.org_id', '=', 'invoices.org_id').onRef('customers.id', '=', 'invoices.customer_id'),
+    )
+    .selectAll('invoices')
+    .select([
+      'customers.owner_user_id as customer_owner_user_id',
+      ...(withBuyer ? BUYER_COLUMNS : []).map((c) =>
+        sql<string | null>`customers.${sql.ref(c)}`.as(`buyer_${c}`),
+      ),
+      // Finalisation needs the org's document settings next: they come along.
+      ...(withBuyer ? orgContextColumns : []),
+    ])
+    .where('invoices.id', '=', id);
+  if (lock) q = q.forUpdate(['invoices']);
+  const found = await q.executeTakeFirst();
+  if (!found) throw new DomainError('not_found', 'No such invoice.', 'id');
+  const { customer_owner_user_id, ...rest } = found;
+  const buyer: Record<string, unknown> = {};
+  const row = rest as Record<string, unknown>;
+  let invoice = row as unknown as InvoiceRow;
+  if (withBuyer) {
+    for (const c of BUYER_COLUMNS) {
+      buyer[c] = row[`buyer_${c}`];
+      delete row[`buyer_${c}`];
+    }
+    invoice = primeOrgContext(tx, row as unknown as InvoiceRow & OrgContextRow) as InvoiceRow;
+  }
+  await authorize(
+    tx,
+    ctx,
+    permission,
+    customerResource({ org_id: invoice.org_id, owner_user_id: customer_owner_user_id }),
+  );
   const lines = await tx
     .selectFrom('invoice_lines')
     .selectAll()
     .where('invoice_id', '=', id)
     .orderBy('position')
     .execute();
-  return { row, lines };
+  return { row: invoice, lines, buyer };
 }
 
 function stateOf(row: InvoiceRow, lineCount: number): InvoiceState {
@@ -527,12 +656,15 @@ export async function documentCustomer(
   customerId: string,
   permission: 'invoices:write' | 'quotes:write',
 ) {
-  const customer = await tx
+  // The org's document settings come along (the draft needs them next).
+  const found = await tx
     .selectFrom('customers')
     .selectAll()
+    .select(orgContextColumns)
     .where('id', '=', customerId)
     .executeTakeFirst();
-  if (!customer) throw new DomainError('not_found', 'No such customer.', 'customer');
+  if (!found) throw new DomainError('not_found', 'No such customer.', 'customer');
+  const customer = primeOrgContext(tx, found);
   await authorize(tx, ctx, permission, customerResource(customer));
   if (customer.archived_at)
     throw new DomainError('validation_failed', 'The customer is archived.', 'customer');
@@ -545,7 +677,7 @@ export async function documentCurrency(
   requested: string | undefined,
   customerCurrency: string | null,
 ) {
-  const org = await tx.selectFrom('orgs').select('base_currency').executeTakeFirstOrThrow();
+  const org = await orgContext(tx);
   return assertCurrency(requested ?? customerCurrency ?? org.base_currency);
 }
 
@@ -569,11 +701,59 @@ export async function insertDraft(
   fields: DraftFields,
   source?: { quote: string },
 ): Promise<InvoiceView> {
+  const { row, lines: written } = await insertDraftRows(
+    deps,
+    tx,
+    ctx,
+    customer,
+    currency,
+    lines,
+    fields,
+    source,
+  );
+  return view(deps, tx, ctx, row, written);
+}
+
+/** insertDraft without the reply: the stored invoice and line rows. */
+async function insertDraftRows(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  customer: { id: string; payment_terms_days: number },
+  currency: string,
+  lines: StoredLine[],
+  fields: DraftFields,
+  source?: { quote: string },
+): Promise<{ row: InvoiceRow; lines: LineRow[] }> {
   const id = newId('invoice');
   const rounding = await orgRounding(tx);
   const totals = computeInvoice(documentInput(currency, lines, fields.discounts ?? []), { rounding });
   const now = deps.clock.now();
-  const row = await tx
+  const lineValues = lineRows(ctx.actor.orgId, id, lines, totals);
+  const audit = auditRow({
+    orgId: ctx.actor.orgId,
+    actor: ctx.actor,
+    action: 'invoice.created',
+    target: { type: 'invoice', id },
+    outcome: 'success',
+    meta: ctx.meta,
+    details: {
+      customer: customer.id,
+      currency,
+      lines: lines.length,
+      total: totals.total.toString(),
+      ...(source ?? {}),
+    },
+  });
+  // One statement writes the invoice, its lines and the audit event (the lines' foreign key is
+  // checked at its end); the lines are not read back: we have just computed them.
+  const withAudit = tx.with('a', (db) => db.insertInto('audit_events').values(audit));
+  let insert = auditSkippedForBenchmark() ? (tx as unknown as typeof withAudit) : withAudit;
+  if (lineValues.length)
+    insert = insert.with('l', (db) =>
+      db.insertInto('invoice_lines').values(lineValues),
+    ) as unknown as typeof insert;
+  const row = await insert
     .insertInto('invoices')
     .values({
       org_id: ctx.actor.orgId,
@@ -596,42 +776,33 @@ export async function insertDraft(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  const inserted = lines.length
-    ? await tx
-        .insertInto('invoice_lines')
-        .values(lineRows(ctx.actor.orgId, id, lines, totals))
-        .returningAll()
-        .execute()
-    : [];
-  await recordAudit(tx, {
-    orgId: ctx.actor.orgId,
-    actor: ctx.actor,
-    action: 'invoice.created',
-    target: { type: 'invoice', id },
-    outcome: 'success',
-    meta: ctx.meta,
-    details: {
-      customer: customer.id,
-      currency,
-      lines: lines.length,
-      total: totals.total.toString(),
-      ...(source ?? {}),
-    },
-  });
-  return view(deps, tx, ctx, row, inserted);
+  return { row, lines: writtenLines(lineValues) };
 }
 
-/** Creates a draft invoice: totals computed exactly (EN 16931 rounding), no number yet. */
+/**
+ * Creates a draft invoice: totals computed exactly (EN 16931 rounding), no number yet. With
+ * `finalize: true` (which also needs `invoices:finalize`) the draft is finalised in the same
+ * transaction, exactly as POST /v1/invoices/{id}/finalize would (both audit events are written):
+ * the invoice is created open and numbered, or not at all.
+ */
 export async function createInvoice(
   deps: BillingDeps,
   ctx: Ctx,
   input: InvoiceCreateInput,
 ): Promise<InvoiceView> {
+  if (input.finalize && !can(ctx.actor, 'invoices:finalize')) {
+    await recordDenied(deps.db, ctx, 'invoices:finalize', 'POST /v1/invoices');
+    throw new DomainError('forbidden', 'This action needs the invoices:finalize permission.');
+  }
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     const customer = await documentCustomer(tx, ctx, input.customer, 'invoices:write');
+    if (input.finalize) await authorize(tx, ctx, 'invoices:finalize', customerResource(customer));
     const currency = await documentCurrency(tx, input.currency, customer.currency);
     const lines = await resolveLines(tx, currency, input.lines);
-    return insertDraft(deps, tx, ctx, customer, currency, lines, input);
+    if (!input.finalize) return insertDraft(deps, tx, ctx, customer, currency, lines, input);
+    const draft = await insertDraftRows(deps, tx, ctx, customer, currency, lines, input);
+    const buyer = Object.fromEntries(BUYER_COLUMNS.map((c) => [c, customer[c]]));
+    return finalizeDraft(deps, tx, ctx, draft.row, draft.lines, buyer, {});
   });
 }
 
@@ -734,106 +905,138 @@ export async function finalizeInvoice(
   input: FinalizeInput = {},
 ): Promise<InvoiceView> {
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
-    const { row, lines } = await loadInvoice(tx, ctx, id, 'invoices:finalize', true);
-    const org = await tx.selectFrom('orgs').select(['name', 'base_currency']).executeTakeFirstOrThrow();
-    if (input.fx_rate && org.base_currency === row.currency) {
-      throw new DomainError(
-        'validation_failed',
-        'fx_rate applies only to invoices in another currency than the base.',
-        'fx_rate',
-      );
-    }
-    // Everything that can fail is checked here, before a number exists.
-    const prepared = prepareFinalization({
-      ref: { invoice: id, customer: row.customer_id },
-      input: documentInput(row.currency, storedLines(lines), row.discounts as DocumentDiscountInput[]),
-      options: { rounding: row.rounding },
-      state: stateOf(row, lines.length),
-      series_pattern: await orgPattern(tx, 'invoice'),
-      issue_date: input.issue_date ?? isoDay(deps.clock.now()),
-      due: row.due_date ? { due_date: row.due_date } : { payment_terms_days: row.payment_terms_days },
-      ...(input.fx_rate ? { fx: { base_currency: org.base_currency, rate: input.fx_rate } } : {}),
-    });
-    const customer = await tx
-      .selectFrom('customers')
-      .selectAll()
-      .where('id', '=', row.customer_id)
-      .executeTakeFirstOrThrow();
-    const buyer = await customersCrypto.open(
-      deps.cipher,
-      tx,
-      { orgId: row.org_id, subject: { type: 'customer', id: customer.id } },
-      customer.id,
-      customer as unknown as Record<string, unknown>,
-    );
-    const buyerSnapshot = JSON.stringify({
-      name: buyer.legal_name ?? buyer.name,
-      address: buyer.billing_address ? JSON.parse(buyer.billing_address) : null,
-      tax_id: buyer.tax_id,
-      email: buyer.email,
-    });
-    const buyerEnc = await deps.cipher.encrypt(
-      tx,
-      { orgId: row.org_id },
-      { table: 'invoices', column: 'buyer_snapshot_enc', rowId: id },
-      buyerSnapshot,
-    );
-    const settings = await tx
-      .selectFrom('org_settings')
-      .select(['key', 'value'])
-      .where('key', 'like', 'seller.%')
-      .execute();
-    const seller = {
-      name: org.name,
-      ...Object.fromEntries(settings.map((s) => [s.key.slice('seller.'.length), s.value])),
-    };
-    if (prepared.entry) await postEntry(tx, row.org_id, prepared.entry, deps.clock.now());
-    await recordAudit(tx, {
-      orgId: ctx.actor.orgId,
-      actor: ctx.actor,
-      action: 'invoice.finalized',
-      target: { type: 'invoice', id },
-      outcome: 'success',
-      meta: ctx.meta,
-      details: { total: prepared.totals.total.toString(), currency: row.currency },
-    });
-    // Last: the number. The counter row is locked from here to commit only.
-    const number = numberPrepared(
-      prepared,
-      await takeSequence(tx, row.org_id, 'invoice', prepared.sequence_scope),
-    );
-    const now = deps.clock.now();
-    const finalized = await tx
-      .updateTable('invoices')
-      .set({
-        ...totalsColumns(prepared.totals),
-        status: prepared.state.status,
-        amount_remaining: prepared.state.amount_remaining,
-        number,
-        issue_date: prepared.issue_date,
-        due_date: prepared.due_date,
-        seller_snapshot: JSON.stringify(seller),
-        buyer_snapshot_enc: buyerEnc,
-        base_currency: org.base_currency,
-        fx_rate: prepared.fx?.rate ?? null,
-        total_base: prepared.fx
-          ? prepared.fx.total_base
-          : org.base_currency === row.currency
-            ? prepared.totals.total
-            : null,
-        finalized_at: now,
-        paid_at: prepared.state.status === 'paid' ? now : null,
-        version: sql<number>`version + 1`,
-        updated_at: now,
-      })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await emitEvent(tx, row.org_id, 'invoice.finalized', invoiceObject(finalized), now);
-    if (finalized.status === 'paid')
-      await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject(finalized), now);
-    return view(deps, tx, ctx, finalized, lines);
+    const { row, lines, buyer } = await loadInvoiceWith(tx, ctx, id, 'invoices:finalize', true, true);
+    return finalizeDraft(deps, tx, ctx, row, lines, buyer, input);
   });
+}
+
+/**
+ * The finalisation itself, inside the caller's transaction, on a draft the actor may finalise
+ * (POST /v1/invoices/{id}/finalize, and POST /v1/invoices with `finalize: true`). `buyerFields`
+ * holds the customer's encrypted buyer columns (BUYER_COLUMNS). Whatever else a finalisation
+ * must do (events, notifications) belongs here, so that both ways of finalising do it.
+ */
+async function finalizeDraft(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  row: InvoiceRow,
+  lines: LineRow[],
+  buyerFields: Record<string, unknown>,
+  input: FinalizeInput,
+): Promise<InvoiceView> {
+  const id = row.id;
+  const org = await orgContext(tx);
+  if (input.fx_rate && org.base_currency === row.currency) {
+    throw new DomainError(
+      'validation_failed',
+      'fx_rate applies only to invoices in another currency than the base.',
+      'fx_rate',
+    );
+  }
+  // Everything that can fail is checked here, before a number exists.
+  const prepared = prepareFinalization({
+    ref: { invoice: id, customer: row.customer_id },
+    input: documentInput(row.currency, storedLines(lines), row.discounts as DocumentDiscountInput[]),
+    options: { rounding: row.rounding },
+    state: stateOf(row, lines.length),
+    series_pattern: await orgPattern(tx, 'invoice'),
+    issue_date: input.issue_date ?? isoDay(deps.clock.now()),
+    due: row.due_date ? { due_date: row.due_date } : { payment_terms_days: row.payment_terms_days },
+    ...(input.fx_rate ? { fx: { base_currency: org.base_currency, rate: input.fx_rate } } : {}),
+  });
+  const buyer = await customersCrypto.open(
+    deps.cipher,
+    tx,
+    { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
+    row.customer_id,
+    buyerFields,
+  );
+  const buyerSnapshot = JSON.stringify({
+    name: buyer.legal_name ?? buyer.name,
+    address: buyer.billing_address ? JSON.parse(buyer.billing_address) : null,
+    tax_id: buyer.tax_id,
+    email: buyer.email,
+  });
+  const buyerEnc = await deps.cipher.encrypt(
+    tx,
+    { orgId: row.org_id },
+    { table: 'invoices', column: 'buyer_snapshot_enc', rowId: id },
+    buyerSnapshot,
+  );
+  const seller = await sellerSnapshot(tx);
+  // The ledger entry and the audit event, in one statement.
+  const audit = auditRow({
+    orgId: ctx.actor.orgId,
+    actor: ctx.actor,
+    action: 'invoice.finalized',
+    target: { type: 'invoice', id },
+    outcome: 'success',
+    meta: ctx.meta,
+    details: { total: prepared.totals.total.toString(), currency: row.currency },
+  });
+  if (prepared.entry) {
+    const entry = entryRows(row.org_id, prepared.entry, deps.clock.now());
+    const withLedger = tx
+      .with('e', (db) => db.insertInto('journal_entries').values(entry.entry))
+      .with('l', (db) => db.insertInto('journal_lines').values(entry.lines));
+    if (auditSkippedForBenchmark()) await withLedger.selectNoFrom(sql<number>`1`.as('done')).execute();
+    else await withLedger.insertInto('audit_events').values(audit).execute();
+  } else if (!auditSkippedForBenchmark()) {
+    await tx.insertInto('audit_events').values(audit).execute();
+  }
+  // Last: the number, taken and written in one statement. The counter row is locked from here
+  // to commit only; the database renders the number from the pattern split around the sequence.
+  const t = numberTemplate(prepared.pattern, prepared.issue_date);
+  const seq = sql<string>`seq.last_value::text`;
+  const now = deps.clock.now();
+  const { sequence, ...finalized } = await tx
+    .with('seq', (db) =>
+      db
+        .insertInto('document_sequences')
+        .values({ org_id: row.org_id, series: 'invoice', scope: prepared.sequence_scope, last_value: 1n })
+        .onConflict((oc) =>
+          oc
+            .columns(['org_id', 'series', 'scope'])
+            .doUpdateSet({ last_value: sql<bigint>`document_sequences.last_value + 1` }),
+        )
+        .returning('last_value'),
+    )
+    .updateTable('invoices')
+    .from('seq')
+    .set({
+      ...totalsColumns(prepared.totals),
+      status: prepared.state.status,
+      amount_remaining: prepared.state.amount_remaining,
+      number: sql<string>`${t.prefix}::text || CASE WHEN length(${seq}) >= ${t.width}::int THEN ${seq}
+        ELSE lpad(${seq}, ${t.width}::int, '0') END || ${t.suffix}::text`,
+      issue_date: prepared.issue_date,
+      due_date: prepared.due_date,
+      seller_snapshot: JSON.stringify(seller),
+      buyer_snapshot_enc: buyerEnc,
+      base_currency: org.base_currency,
+      fx_rate: prepared.fx?.rate ?? null,
+      total_base: prepared.fx
+        ? prepared.fx.total_base
+        : org.base_currency === row.currency
+          ? prepared.totals.total
+          : null,
+      finalized_at: now,
+      paid_at: prepared.state.status === 'paid' ? now : null,
+      version: sql<number>`invoices.version + 1`,
+      updated_at: now,
+    })
+    .where('invoices.id', '=', id)
+    .returningAll('invoices')
+    .returning('seq.last_value as sequence')
+    .executeTakeFirstOrThrow();
+  // The domain's rendering is the reference: anything else rolls the whole finalisation back.
+  if (finalized.number !== numberPrepared(prepared, sequence))
+    throw new Error('document number rendering differs');
+  await emitEvent(tx, row.org_id, 'invoice.finalized', invoiceObject(finalized), now);
+  if (finalized.status === 'paid')
+    await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject(finalized), now);
+  return view(deps, tx, ctx, finalized, lines);
 }
 
 async function creditedRemainder(tx: Tx, row: InvoiceRow) {

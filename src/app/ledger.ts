@@ -13,37 +13,43 @@ import { authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import type { BillingDeps } from './customers.js';
 
-/** Writes a balanced journal entry (the domain built and checked it; the database re-checks at commit). */
-export async function postEntry(tx: Tx, orgId: string, entry: JournalEntry, at: Date): Promise<string> {
+/** The rows of one journal entry: the entry and its lines. */
+export function entryRows(orgId: string, entry: JournalEntry, at: Date) {
   const id = newId('journal_entry');
-  await tx
-    .insertInto('journal_entries')
-    .values({
+  return {
+    id,
+    entry: {
       org_id: orgId,
       id,
       kind: entry.kind,
       currency: entry.currency,
       reference: entry.reference,
       posted_at: at,
-    })
-    .execute();
+    },
+    lines: entry.lines.map((l, i) => ({
+      org_id: orgId,
+      entry_id: id,
+      line_no: i,
+      account: l.account,
+      debit: l.debit,
+      credit: l.credit,
+      customer_id: l.customer ?? null,
+      invoice_id: l.invoice ?? null,
+      tax_group: l.tax_group ?? null,
+    })),
+  };
+}
+
+/** Writes a balanced journal entry (the domain built and checked it; the database re-checks at commit). */
+export async function postEntry(tx: Tx, orgId: string, entry: JournalEntry, at: Date): Promise<string> {
+  const rows = entryRows(orgId, entry, at);
+  // One statement: the lines' foreign key is checked at its end, the balance at commit.
   await tx
+    .with('e', (db) => db.insertInto('journal_entries').values(rows.entry))
     .insertInto('journal_lines')
-    .values(
-      entry.lines.map((l, i) => ({
-        org_id: orgId,
-        entry_id: id,
-        line_no: i,
-        account: l.account,
-        debit: l.debit,
-        credit: l.credit,
-        customer_id: l.customer ?? null,
-        invoice_id: l.invoice ?? null,
-        tax_group: l.tax_group ?? null,
-      })),
-    )
+    .values(rows.lines)
     .execute();
-  return id;
+  return rows.id;
 }
 
 /** Reads the org's whole journal back into domain entries. */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { sql } from 'kysely';
-import { APP_ROLE, type Db, inOrg, isRetryable, type Tx } from '../adapters/db/index.js';
+import { APP_ROLE, type Db, inOrg, isRetryable, noteTxOrgScope, type Tx } from '../adapters/db/index.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { type Actor, isRole, type Role } from '../domain/permissions.js';
@@ -112,6 +112,7 @@ export async function inPlatform<T>(
         await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true), set_config('app.platform', 'on', true)`.execute(
           tx,
         );
+        noteTxOrgScope(tx, orgId);
         return fn(tx);
       });
     } catch (e) {
@@ -124,6 +125,7 @@ export async function inPlatform<T>(
 /** Switches an authentication transaction to one org (for its audit events and org rows). */
 export async function enterOrg(tx: Tx, orgId: string): Promise<void> {
   await sql`SELECT set_config('app.org_id', ${orgId}, true)`.execute(tx);
+  noteTxOrgScope(tx, orgId);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -112,6 +112,31 @@ export function renderNumber(
 }
 
 /**
+ * A number of this pattern and date split around its sequence: `prefix`, then the sequence
+ * zero-padded to at least `width` digits, then `suffix`. renderNumber(p, d, n) equals
+ * prefix + String(n).padStart(width, '0') + suffix for every positive n, so the database can
+ * render the number in the statement that takes the sequence.
+ */
+export function numberTemplate(
+  pattern: string | NumberPattern,
+  date: IsoDate,
+): { prefix: string; width: number; suffix: string } {
+  const parsed = typeof pattern === 'string' ? parseNumberPattern(pattern) : pattern;
+  const at = parsed.parts.findIndex((p) => p.kind === 'seq');
+  const seq = parsed.parts[at];
+  if (seq?.kind !== 'seq') throw new RangeError('pattern without a sequence');
+  const render = (parts: readonly PatternPart[]) =>
+    parts.length === 0
+      ? ''
+      : renderNumber({ ...parsed, parts: [...parts, { kind: 'seq', width: 1 }] }, date, 1).slice(0, -1);
+  return {
+    prefix: render(parsed.parts.slice(0, at)),
+    width: seq.width,
+    suffix: render(parsed.parts.slice(at + 1)),
+  };
+}
+
+/**
  * The counter scope of a date within a series: numbers restart per year/month/day when the pattern
  * shows that period (otherwise two years could render the same number), and never when it shows none.
  */

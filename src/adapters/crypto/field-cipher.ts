@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import { sql } from 'kysely';
 import type { CipherScope, FieldCipher, FieldRef } from '../../app/ports.js';
-import type { Tx } from '../db/tx.js';
+import { type Tx, txOrgScope } from '../db/tx.js';
 import { DecryptError, open, seal } from './aead.js';
 import type { KeyProvider } from './key-provider.js';
 import {
@@ -152,7 +152,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
    */
   async function assertTxOrg(tx: Tx, orgId: string | null): Promise<void> {
     if (orgId === null) return;
-    let txOrg = txOrgs.get(tx);
+    let txOrg = txOrgs.get(tx) ?? txOrgScope(tx);
     if (txOrg === undefined) {
       const r = await sql<{ org: string | null }>`SELECT current_setting('app.org_id', true) AS org`.execute(
         tx,

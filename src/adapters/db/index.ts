@@ -2,4 +2,13 @@ export { closeConnection, connect, type Database, type Db, describeUrl, openData
 export { DatabaseStartError, ensureDatabase, startEmbeddedPostgres } from './embedded.js';
 export { MigrationError, migrate, migrationStatus } from './migrate.js';
 export type { DB } from './schema.js';
-export { APP_ROLE, type DbOrTx, inOrg, inTransaction, isRetryable, type Tx } from './tx.js';
+export {
+  APP_ROLE,
+  type DbOrTx,
+  inOrg,
+  inTransaction,
+  isRetryable,
+  noteTxOrgScope,
+  type Tx,
+  txOrgScope,
+} from './tx.js';

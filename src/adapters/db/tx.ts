@@ -9,6 +9,22 @@ export type DbOrTx = Db | Tx;
 /** The non-superuser role every business transaction runs as, so Row-Level Security applies. */
 export const APP_ROLE = 'billvault_app';
 
+/**
+ * The org each open transaction was scoped to (by inTransaction, inPlatform or setTxOrg), so code
+ * that must check the scope (the field cipher) need not ask the database for it again.
+ */
+const scopedOrgs = new WeakMap<object, string>();
+
+/** The `app.org_id` this transaction set through the helpers here ('' for none); undefined if unknown. */
+export function txOrgScope(tx: Tx): string | undefined {
+  return scopedOrgs.get(tx);
+}
+
+/** Records the org a transaction has just been scoped to (call right after its set_config). */
+export function noteTxOrgScope(tx: Tx, orgId: string | null): void {
+  scopedOrgs.set(tx, orgId ?? '');
+}
+
 const RETRYABLE = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
 
 export interface TxOptions {
@@ -47,6 +63,7 @@ export async function inTransaction<T>(db: Db, opts: TxOptions, fn: (tx: Tx) => 
           await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${opts.orgId ?? ''}, true)`.execute(
             tx,
           );
+          noteTxOrgScope(tx, opts.orgId ?? null);
           return fn(tx);
         });
     } catch (e) {

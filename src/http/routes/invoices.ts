@@ -72,7 +72,12 @@ const fields = {
 };
 
 export const InvoiceCreate = z
-  .object({ customer: z.string().regex(/^cus_[0-9a-z]{32}$/, 'a customer id'), ...fields })
+  .object({
+    customer: z.string().regex(/^cus_[0-9a-z]{32}$/, 'a customer id'),
+    ...fields,
+    // Create and finalise in one request and one transaction (needs invoices:finalize too).
+    finalize: z.boolean().optional(),
+  })
   .strict();
 const InvoiceUpdate = z.object({ ...fields, lines: fields.lines.optional() }).strict();
 export const Finalize = z
