@@ -54,7 +54,7 @@ export async function serveBenchApi(db: Db) {
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   // The load generator shares the process (and the two cores) with the server, so it should be
-  // cheap: node:http over keep-alive connections (fetch/undici costs several times more CPU).
+  // cheap: node:http over keep-alive connections (fetch/undici costs it noticeably more CPU).
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const auth = `Bearer ${key.secret}`;
   const call = (method: string, path: string, body?: unknown) =>
