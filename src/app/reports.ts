@@ -256,23 +256,26 @@ function agingItems(
       ) x GROUP BY invoice_id
     ),
     cand AS (
-      SELECT invoice_id AS id FROM adj
-      UNION SELECT id FROM invoices WHERE voided_at >= ${afterTs}
-      UNION SELECT id FROM invoices WHERE uncollectible_at >= ${afterTs}
+      SELECT id, sum(delta)::bigint AS delta FROM (
+        SELECT invoice_id AS id, delta FROM adj
+        UNION ALL SELECT id, 0 FROM invoices WHERE voided_at >= ${afterTs}
+        UNION ALL SELECT id, 0 FROM invoices WHERE uncollectible_at >= ${afterTs}
+      ) c GROUP BY id
     ),
     items AS (
-      SELECT i.id, i.customer_id, i.due_date, i.currency, i.fx_rate, i.rounding,
-             i.amount_remaining + coalesce(adj.delta, 0) AS rem
-        FROM invoices i LEFT JOIN adj ON adj.invoice_id = i.id
+      -- open invoices nothing happened to after as_of: their remainder as it is
+      SELECT i.id, i.customer_id, i.due_date, i.currency, i.fx_rate, i.rounding, i.amount_remaining AS rem
+        FROM invoices i
        WHERE i.status = 'open' AND i.issue_date <= ${asOf}::date ${only}
+         AND NOT EXISTS (SELECT 1 FROM cand WHERE cand.id = i.id)
       UNION ALL
-      -- settled, void or written-off today but still open on as_of: few, one index lookup each
+      -- invoices something happened to after as_of (few): remainder today plus what changed since,
+      -- one index lookup each
       SELECT i.id, i.customer_id, i.due_date, i.currency, i.fx_rate, i.rounding,
-             i.amount_due - i.amount_paid - i.amount_credited + coalesce(adj.delta, 0) AS rem
+             i.amount_due - i.amount_paid - i.amount_credited + cand.delta AS rem
         FROM cand
        CROSS JOIN LATERAL (SELECT * FROM invoices i WHERE i.id = cand.id LIMIT 1) i
-        LEFT JOIN adj ON adj.invoice_id = i.id
-       WHERE i.status IN ('paid', 'void', 'uncollectible') AND i.issue_date <= ${asOf}::date ${only}
+       WHERE i.status <> 'draft' AND i.issue_date <= ${asOf}::date ${only}
          AND (i.voided_at IS NULL OR i.voided_at >= ${afterTs})
          AND (i.uncollectible_at IS NULL OR i.uncollectible_at >= ${afterTs})
     )`;
