@@ -902,6 +902,8 @@ export interface StatementQuery {
 interface StatementHead {
   customer: string;
   name: string | null;
+  /** The name is the decrypted one (not masked): showing it is a PII read. */
+  nameUnmasked: boolean;
   currency: string;
   period: Period;
   opening: bigint;
@@ -992,7 +994,14 @@ async function statementHead(
     meta: ctx.meta,
     details: { report: 'statement', from: period.from, to: period.to, currency, pii: unmasked.length > 0 },
   });
-  return { customer: id, name: names.get(id) ?? null, currency, period, opening: big(opening.rows[0]?.b) };
+  return {
+    customer: id,
+    name: names.get(id) ?? null,
+    nameUnmasked: unmasked.length > 0,
+    currency,
+    period,
+    opening: big(opening.rows[0]?.b),
+  };
 }
 
 /** The lines of a statement after a keyset position, at most `limit`. */
@@ -1057,6 +1066,18 @@ export async function customerStatement(
           'from',
         );
       }
+      // the JSON statement shows the customer's name: when unmasked, that is a PII read (the CSV
+      // carries no name)
+      if (head.nameUnmasked)
+        await recordAudit(tx, {
+          orgId: ctx.actor.orgId,
+          actor: ctx.actor,
+          action: 'customer.pii_read',
+          target: { type: 'customer', id },
+          outcome: 'success',
+          meta: ctx.meta,
+          details: { via: 'statement' },
+        });
       const { lines, closing } = runningBalance(head.opening, rows.map(toEntry));
       return {
         object: 'customer_statement' as const,

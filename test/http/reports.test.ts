@@ -350,6 +350,35 @@ describe('customer statement', () => {
   });
 });
 
+describe('customer statement: audit of the PII it shows', () => {
+  it('an unmasked JSON statement is a PII read of that customer; a masked one or the CSV (no name) is not', async () => {
+    const o = await freshOrg();
+    const c = await o.customer('Paula Pryce');
+    await o.pay(c, 300, '2026-02-10');
+    const q = 'from=2026-01-01&to=2026-12-31';
+    const reads = async (rid: string) =>
+      (
+        await sql<{ action: string; target_id: string | null; d: string }>`
+          SELECT action, target_id, details::text AS d FROM audit_events
+           WHERE org_id = ${o.org} AND request_id = ${rid} AND action = 'customer.pii_read'`.execute(t.db)
+      ).rows;
+    const owner = await o.get(`/v1/customers/${c}/statement?${q}`, 'owner');
+    assert.equal(owner.statusCode, 200, owner.body);
+    assert.equal(owner.json().name, 'Paula Pryce');
+    const ev = await reads(String(owner.headers['x-request-id']));
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0]?.target_id, c);
+    assert.ok(!ev[0]?.d.includes('Paula'), 'the name is not in the event');
+    const viewer = await o.get(`/v1/customers/${c}/statement?${q}`, 'viewer');
+    assert.equal(viewer.json().name, 'P*** P***');
+    assert.deepEqual(await reads(String(viewer.headers['x-request-id'])), []);
+    const csv = await o.get(`/v1/customers/${c}/statement?${q}&format=csv`, 'owner');
+    assert.equal(csv.statusCode, 200, csv.body);
+    assert.ok(!csv.body.includes('Paula'));
+    assert.deepEqual(await reads(String(csv.headers['x-request-id'])), []);
+  });
+});
+
 describe('period reports', () => {
   it('revenue per month and currency, tax by category and rate net of credit notes, DSO, outstanding and top customers', async () => {
     const o = await freshOrg();

@@ -32,9 +32,11 @@
  * the order written (the MFA entries depend on it).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { base32Decode, hotp, totpStep } from '../../src/adapters/crypto/totp.js';
+import { signatureHeader } from '../../src/adapters/gateway/stripe.js';
 import { createOrg } from '../../src/app/orgs.js';
 import { type IdentityDeps, inPlatform, issueSession } from '../../src/app/sessions.js';
 import { insertMembership, insertUser } from '../../src/app/users.js';
@@ -48,6 +50,7 @@ interface Req {
   method: string;
   url: string;
   payload?: unknown;
+  headers?: Record<string, string>;
 }
 interface Session {
   userId: string;
@@ -95,6 +98,7 @@ const PII = {
   credit_reason: 'Zebulon disputed the second line',
   invitee: 'ophelia.invitee@pii-example.org',
   break_glass_reason: 'Ophelia is on call for the outage',
+  hold_reason: 'Litigation hold: Quillfeather v. Marchbanks, case 77-QX',
 };
 
 let t: TestDatabase;
@@ -141,7 +145,7 @@ async function sessionFor(userId: string, o = org): Promise<Session> {
 }
 
 async function send(who: Session | 'anonymous' | { bearer: string }, req: Req) {
-  const headers: Record<string, string> = { 'user-agent': 'audit-coverage' };
+  const headers: Record<string, string> = { 'user-agent': 'audit-coverage', ...req.headers };
   if (who !== 'anonymous' && 'cookie' in who) {
     headers.cookie = who.cookie;
     headers['x-csrf-token'] = who.csrf;
@@ -219,6 +223,33 @@ const payment = async (amount = 1000, customerId?: string, inv?: string) =>
 const pendingRefund = async () =>
   create('/v1/refunds', { payment: await payment(2_000_000), amount: 1_500_000, reason: PII.refund_reason });
 const staff = (role: Role = 'viewer') => member(org, role);
+
+/** A webhook URL on a public IP literal (no DNS) whose path carries a seeded token. */
+function hookUrl(): string {
+  const token = `hooktok${randomBytes(12).toString('hex')}`;
+  secret('webhook url token', token);
+  return `https://93.184.215.14/billvault/${token}`;
+}
+/** An outbound webhook endpoint; its signing secret (shown once) is seeded. */
+async function webhookEndpoint(events: string[] = ['refund.approved']): Promise<string> {
+  const r = await ownerCall({
+    method: 'POST',
+    url: '/v1/webhook_endpoints',
+    payload: { url: hookUrl(), enabled_events: events },
+  });
+  secret('webhook signing secret', r.secret);
+  return r.id;
+}
+/** A delivery waiting in the outbox: an endpoint for invoice.finalized, then a finalised invoice. */
+async function webhookDelivery(): Promise<string> {
+  const endpoint = await webhookEndpoint(['invoice.finalized']);
+  await openInvoice();
+  const r = await ownerCall({ method: 'GET', url: `/v1/webhook_endpoints/${endpoint}/deliveries` });
+  return r.data[0].id;
+}
+const GATEWAY_SECRET = `whsec_cov_${randomBytes(16).toString('hex')}`;
+const GATEWAY_SECRET_PREVIOUS = `whsec_covprev_${randomBytes(16).toString('hex')}`;
+const GATEWAY_CARD_TOKEN = `pm_cov_${randomBytes(10).toString('hex')}`;
 
 const get = (url: string, audit: string | RegExp | null = null, status = 200): Step => ({
   status,
@@ -834,6 +865,196 @@ const SCRIPT: Record<string, Step> = {
     target: 'url',
     build: async () => ({ method: 'POST', url: `/v1/refunds/${await pendingRefund()}/reject` }),
   },
+  // outbound webhooks: the URL's path carries a token (a secret; only the host may be audited)
+  'POST /v1/webhook_endpoints': {
+    status: 200,
+    audit: 'webhook_endpoint.created',
+    target: 'response',
+    build: () => ({
+      method: 'POST',
+      url: '/v1/webhook_endpoints',
+      payload: { url: hookUrl(), enabled_events: ['refund.approved'] },
+    }),
+  },
+  'GET /v1/webhook_endpoints': get('/v1/webhook_endpoints'),
+  'GET /v1/webhook_endpoints/:id': {
+    status: 200,
+    audit: null,
+    build: async () => ({ method: 'GET', url: `/v1/webhook_endpoints/${await webhookEndpoint()}` }),
+  },
+  'PATCH /v1/webhook_endpoints/:id': {
+    status: 200,
+    audit: 'webhook_endpoint.updated',
+    target: 'url',
+    build: async () => ({
+      method: 'PATCH',
+      url: `/v1/webhook_endpoints/${await webhookEndpoint()}`,
+      payload: { url: hookUrl(), enabled: false },
+    }),
+  },
+  'DELETE /v1/webhook_endpoints/:id': {
+    status: 200,
+    audit: 'webhook_endpoint.deleted',
+    target: 'url',
+    build: async () => ({ method: 'DELETE', url: `/v1/webhook_endpoints/${await webhookEndpoint()}` }),
+  },
+  'POST /v1/webhook_endpoints/:id/rotate_secret': {
+    status: 200,
+    audit: 'webhook_endpoint.secret_rotated',
+    target: 'url',
+    build: async () => ({
+      method: 'POST',
+      url: `/v1/webhook_endpoints/${await webhookEndpoint()}/rotate_secret`,
+    }),
+  },
+  'GET /v1/webhook_endpoints/:id/deliveries': {
+    status: 200,
+    audit: null,
+    build: async () => ({
+      method: 'GET',
+      url: `/v1/webhook_endpoints/${await webhookEndpoint(['invoice.finalized'])}/deliveries`,
+    }),
+  },
+  'POST /v1/webhook_deliveries/:id/retry': {
+    status: 200,
+    audit: 'webhook_delivery.retried',
+    target: 'url',
+    build: async () => ({ method: 'POST', url: `/v1/webhook_deliveries/${await webhookDelivery()}/retry` }),
+  },
+  // payment gateway: the webhook secret is seeded; the intake is public and signed with it
+  'GET /v1/settings/gateways/:provider': get('/v1/settings/gateways/stripe'),
+  'PUT /v1/settings/gateways/:provider': {
+    status: 200,
+    audit: 'gateway.secret_updated',
+    build: () => ({
+      method: 'PUT',
+      url: '/v1/settings/gateways/stripe',
+      payload: { webhook_secret: GATEWAY_SECRET, previous_webhook_secret: GATEWAY_SECRET_PREVIOUS },
+    }),
+  },
+  'POST /v1/webhooks/gateway/:provider': {
+    status: 200,
+    audit: 'gateway.event_processed',
+    as: 'anonymous',
+    async build() {
+      const inv = await openInvoice();
+      const raw = JSON.stringify({
+        id: `evt_cov${++seq}x${randomBytes(6).toString('hex')}`,
+        object: 'event',
+        type: 'payment_intent.succeeded',
+        created: Math.floor(clock.now().getTime() / 1000),
+        data: {
+          object: {
+            id: `pi_cov${++seq}x${randomBytes(6).toString('hex')}`,
+            object: 'payment_intent',
+            amount: 1000,
+            amount_received: 1000,
+            currency: 'eur',
+            payment_method: GATEWAY_CARD_TOKEN,
+            latest_charge: {
+              id: `ch_cov${++seq}x${randomBytes(6).toString('hex')}`,
+              payment_method_details: {
+                type: 'card',
+                card: { brand: 'visa', last4: '4242', exp_month: 12, exp_year: 2031 },
+              },
+            },
+            metadata: { billvault_invoice: inv, billvault_org: org },
+          },
+        },
+      });
+      return {
+        method: 'POST',
+        url: '/v1/webhooks/gateway/stripe',
+        payload: raw,
+        headers: {
+          'content-type': 'application/json',
+          'stripe-signature': signatureHeader(
+            [GATEWAY_SECRET],
+            Math.floor(clock.now().getTime() / 1000),
+            raw,
+          ),
+        },
+      };
+    },
+  },
+  // receivables and reports (customer names in them are PII)
+  'GET /v1/reports/aging': get('/v1/reports/aging?as_of=2026-12-31', /^report\.viewed$|pii/),
+  'GET /v1/reports/outstanding': get('/v1/reports/outstanding', /^report\.viewed$|pii/),
+  'GET /v1/reports/dso': get('/v1/reports/dso?from=2026-01-01&to=2026-12-31', 'report.viewed'),
+  'GET /v1/reports/revenue': get('/v1/reports/revenue?from=2026-01-01&to=2026-12-31', 'report.viewed'),
+  'GET /v1/reports/tax': get('/v1/reports/tax?from=2026-01-01&to=2026-12-31', 'report.viewed'),
+  'GET /v1/reports/top_customers': get(
+    '/v1/reports/top_customers?from=2026-01-01&to=2026-12-31',
+    /^report\.viewed$|pii/,
+  ),
+  'GET /v1/customers/:id/statement': {
+    status: 200,
+    audit: 'customer.pii_read',
+    target: 'url',
+    async build() {
+      const cust = await customer();
+      await openInvoice(cust);
+      await payment(400, cust);
+      return { method: 'GET', url: `/v1/customers/${cust}/statement?from=2026-01-01&to=2026-12-31` };
+    },
+  },
+  'GET /v1/exports/invoices.csv': get('/v1/exports/invoices.csv', 'export.created'),
+  // privacy (GDPR): export, legal hold, buyer details, then erasure of its own customer
+  'GET /v1/privacy/processing-records': get('/v1/privacy/processing-records'),
+  'GET /v1/customers/:id/export': {
+    status: 200,
+    audit: 'customer.exported',
+    target: 'url',
+    async build() {
+      const cust = await customer();
+      await openInvoice(cust);
+      return { method: 'GET', url: `/v1/customers/${cust}/export?format=json` };
+    },
+  },
+  'GET /v1/invoices/:id/buyer': {
+    status: 200,
+    audit: /pii_read|restricted_read/,
+    build: async () => ({ method: 'GET', url: `/v1/invoices/${await openInvoice()}/buyer` }),
+  },
+  'POST /v1/customers/:id/legal_hold': {
+    status: 200,
+    audit: 'customer.legal_hold_placed',
+    target: 'url',
+    build: async () => ({
+      method: 'POST',
+      url: `/v1/customers/${await customer()}/legal_hold`,
+      payload: { reason: PII.hold_reason },
+    }),
+  },
+  'DELETE /v1/customers/:id/legal_hold': {
+    status: 200,
+    audit: 'customer.legal_hold_released',
+    target: 'url',
+    async build() {
+      const cust = await customer();
+      await ownerCall({
+        method: 'POST',
+        url: `/v1/customers/${cust}/legal_hold`,
+        payload: { reason: PII.hold_reason },
+      });
+      return { method: 'DELETE', url: `/v1/customers/${cust}/legal_hold` };
+    },
+  },
+  'POST /v1/customers/:id/erase': {
+    status: 200,
+    audit: 'customer.erased',
+    target: 'url',
+    async build() {
+      const cust = await customer(); // its own customer, with a finalised invoice and a payment
+      const inv = await openInvoice(cust);
+      await payment(500, cust, inv);
+      return {
+        method: 'POST',
+        url: `/v1/customers/${cust}/erase`,
+        payload: { reason: 'data_subject_request' },
+      };
+    },
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -863,6 +1084,7 @@ function forms(value: string): string[] {
 const {
   invitee: _staffEmail,
   break_glass_reason: _reason,
+  hold_reason: _hold, // a legal hold reason is staff text stored in clear (not decrypted PII)
   credit_reason: _memo, // a credit note memo is stored in clear (not decrypted PII)
   ...CUSTOMER_PII
 } = PII;
@@ -876,6 +1098,9 @@ before(async () => {
   otherOrg = (await createOrg(t.db, { name: 'Coverage Other', baseCurrency: 'EUR' })).id;
   ownerId = await member(org, 'owner', 'owner.coverage@staff.example');
   secret('owner password', scene.password);
+  secret('gateway webhook secret', GATEWAY_SECRET);
+  secret('previous gateway webhook secret', GATEWAY_SECRET_PREVIOUS);
+  secret('gateway card token', GATEWAY_CARD_TOKEN);
   // An API key of a second owner (for the four-eyes approval and the API-key checks).
   const second = await member(org, 'owner');
   const k = await send(await sessionFor(second), {
@@ -935,6 +1160,8 @@ describe('audit coverage of every route', () => {
       for (const c of body.recovery_codes ?? []) secret('recovery code', c);
       if (typeof body.secret === 'string' && body.secret.startsWith('bv_live_'))
         secret('api key', body.secret);
+      if (typeof body.secret === 'string' && body.secret.startsWith('whsec_'))
+        secret('webhook signing secret', body.secret);
       if (typeof body.token === 'string') secret('token', body.token);
       const setCookie = res.headers['set-cookie'];
       if (setCookie) {
