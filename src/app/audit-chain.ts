@@ -762,27 +762,28 @@ const CONTROL = sql`E'[\\x01-\\x03\\x1e\\x1f]'`;
 
 /**
  * One chain row with its event as one text value (format: audit-verify-page.ts). The prev hash
- * is left out when it equals the previous row's chain hash, the org when it is the chain's,
- * the event's content hash when it equals the chain row's: less to send and to parse. A row
- * whose text holds a separator comes as JSON instead.
+ * is sent as "=" when it equals the previous row's chain hash, the org when it is the chain's,
+ * the event's content hash when it equals the chain row's (else "!" + the value, or "N" for
+ * null): less to send and to parse, and never ambiguous. A row whose free text holds a
+ * separator or the null mark comes as JSON instead.
  */
 function verifyRow(orgId: string | null) {
   const nul = (x: ReturnType<typeof sql>) => sql`coalesce(${x}, E'\\x02')`;
   const micros = sql`(extract(epoch FROM e.occurred_at) * 1000000)::int8`;
-  const text = sql`concat(c.event_id, c.content_hash, c.prev_hash, c.chain_hash, e.org_id, e.actor_type, e.actor_id,
-    e.session_id, e.action, e.target_type, e.target_id, e.outcome, e.request_id, e.ip, e.user_agent, e.content_hash)`;
+  // Only the unconstrained text columns can legitimately hold a separator or the null mark.
+  const text = sql`concat(e.actor_id, e.session_id, e.target_type, e.target_id, e.request_id, e.ip, e.user_agent)`;
   return sql<string>`CASE WHEN ${text} ~ ${CONTROL}
     THEN E'\\x01' || json_build_array(c.seq, c.event_id, c.content_hash, c.prev_hash, c.chain_hash, e.id IS NOT NULL,
       e.org_id, ${micros}, e.actor_type, e.actor_id, e.session_id, e.action, e.target_type, e.target_id, e.outcome,
       e.request_id, e.ip, e.user_agent, e.details, e.content_hash)::text
     ELSE concat_ws(E'\\x1f', c.seq, c.event_id, c.content_hash,
-      CASE WHEN c.prev_hash = lag(c.chain_hash) OVER (ORDER BY c.seq) THEN E'\\x03' ELSE c.prev_hash END,
+      CASE WHEN c.prev_hash = lag(c.chain_hash) OVER (ORDER BY c.seq) THEN '=' ELSE '!' || c.prev_hash END,
       c.chain_hash, CASE WHEN e.id IS NULL THEN '0' ELSE '1' END,
-      CASE WHEN e.org_id IS NOT DISTINCT FROM ${orgId}::text THEN E'\\x03' ELSE ${nul(sql`e.org_id`)} END,
+      CASE WHEN e.org_id IS NOT DISTINCT FROM ${orgId}::text THEN '=' WHEN e.org_id IS NULL THEN 'N' ELSE '!' || e.org_id END,
       ${nul(sql`${micros}::text`)}, ${nul(sql`e.actor_type`)}, ${nul(sql`e.actor_id`)}, ${nul(sql`e.session_id`)},
       ${nul(sql`e.action`)}, ${nul(sql`e.target_type`)}, ${nul(sql`e.target_id`)}, ${nul(sql`e.outcome`)},
       ${nul(sql`e.request_id`)}, ${nul(sql`e.ip`)}, ${nul(sql`e.user_agent`)}, ${nul(sql`e.details::text`)},
-      CASE WHEN e.content_hash = c.content_hash THEN E'\\x03' ELSE ${nul(sql`e.content_hash`)} END)
+      CASE WHEN e.content_hash = c.content_hash THEN '=' WHEN e.content_hash IS NULL THEN 'N' ELSE '!' || e.content_hash END)
     END`;
 }
 

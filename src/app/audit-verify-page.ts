@@ -7,17 +7,18 @@ import { canonicalJson } from './audit.js';
  * chain rows and check their links, exactly as the sequential loop did, so pages can be
  * checked side by side in worker threads while the next page is read.
  *
- * The page arrives as one string built by the database (see VERIFY_ROW in audit-chain.ts):
- * rows separated by \x1e, fields by \x1f, NULL written as \x02, "same as the reference"
- * (the previous row's chain hash, the chain's org, the chain row's content hash) as \x03.
- * A row whose text fields hold any of these control characters comes as \x01 + a JSON array
- * of the raw values instead, so no value can shift a field.
+ * The page arrives as one string built by the database (see verifyRow in audit-chain.ts):
+ * rows separated by \x1e, fields by \x1f, NULL written as \x02; the prev hash, org and event
+ * content hash as "=" (same as the reference: the previous row's chain hash, the chain's org,
+ * the chain row's content hash), "N" (null) or "!" + the value. A row whose free text holds a
+ * separator or the null mark comes as \x01 + a JSON array of the raw values instead, so no
+ * value can shift a field.
  */
 
 export const SEP_ROW = '\x1e';
 export const SEP_FIELD = '\x1f';
 export const NUL = '\x02';
-export const SAME = '\x03';
+export const SAME = '=';
 export const JSON_ROW = '\x01';
 
 export interface PageTask {
@@ -134,6 +135,12 @@ const FORGED: Row = {
   eContent: undefined,
 };
 
+const MARKED = /^(=$|!)/;
+const MARKED_NULL = /^(=$|N$|!)/;
+/** "=": the reference value (undefined), "N": null, "!" + value: that value. */
+const marked = (s: string): string | null | undefined =>
+  s === SAME ? undefined : s === 'N' ? null : s.slice(1);
+
 const val = (s: string | undefined): string | null => (s === undefined || s === NUL ? null : s);
 
 function parseRow(line: string): Row {
@@ -158,16 +165,25 @@ function parseRow(line: string): Row {
   const p = line.split(SEP_FIELD);
   // Constrained columns (ids, hashes, action, outcome) never hold a separator; one that does
   // was forged: its row cannot be read field by field, and is reported as changed.
-  if (p.length !== 20) return { ...FORGED, seq: Number(p[0]), eventId: p[1] ?? '' };
+  const prevMark = p[3] ?? '';
+  const orgMark = p[6] ?? '';
+  const contentMark = p[19] ?? '';
+  if (
+    p.length !== 20 ||
+    !MARKED.test(prevMark) ||
+    !MARKED_NULL.test(orgMark) ||
+    !MARKED_NULL.test(contentMark)
+  )
+    return { ...FORGED, seq: Number(p[0]), eventId: p[1] ?? '' };
   const us = val(p[7]);
   return {
     seq: Number(p[0]),
     eventId: p[1] ?? '',
     cContent: p[2] ?? '',
-    prevHash: p[3] === SAME ? null : (p[3] ?? ''),
+    prevHash: prevMark === SAME ? null : prevMark.slice(1),
     chainHash: p[4] ?? '',
     present: p[5] === '1',
-    orgId: p[6] === SAME ? undefined : val(p[6]),
+    orgId: marked(orgMark),
     occurredAt: us === null ? null : isoFromMicros(Number(us)),
     f: [
       val(p[8]),
@@ -182,7 +198,7 @@ function parseRow(line: string): Row {
       val(p[17]),
     ],
     details: val(p[18]),
-    eContent: p[19] === SAME ? undefined : val(p[19]),
+    eContent: marked(contentMark),
   };
 }
 
