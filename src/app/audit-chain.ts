@@ -7,16 +7,11 @@ import {
   sign,
   verify as verifySignature,
 } from 'node:crypto';
-import { availableParallelism } from 'node:os';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { sql } from 'kysely';
 import type { KeyProvider } from '../adapters/crypto/key-provider.js';
 import type { Db } from '../adapters/db/database.js';
-import { APP_ROLE, inOrg, inTransaction, type Tx } from '../adapters/db/tx.js';
+import { inOrg, inTransaction, type Tx } from '../adapters/db/tx.js';
 import { auditContentHash, type CanonicalAuditEvent, canonicalJson, isoMicros } from './audit.js';
-import { checkPage, type PageResult, type PageTask, SEP_ROW, stitchPages } from './audit-verify-page.js';
 import { authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import { badCursor, type ListPage, type PageParams, pageLimit } from './pagination.js';
@@ -533,10 +528,16 @@ export interface VerifyOptions {
   pageSize?: number;
   /** At most this many problems are listed (all are counted into ok/first_bad_seq). */
   maxProblems?: number;
-  /** Worker threads hashing pages side by side (default: one per CPU, at most 4; 0: none). */
-  workers?: number;
-  /** Database connections reading pages side by side in one snapshot (default 2; 1: this transaction only). */
-  connections?: number;
+}
+
+interface VerifyRow extends Omit<EventRow, 'id'> {
+  seq: string;
+  event_id: string;
+  c_content: string;
+  prev_hash: string;
+  chain_hash: string;
+  /** null when the sealed event is gone. */
+  id: string | null;
 }
 
 /**
@@ -614,87 +615,89 @@ export async function verifyChain(
         fileMaxSeq = Math.max(fileMaxSeq, c.seq);
       }
 
-      // The chain is cut into pages of pageSize rows (boundaries from one index-only scan, so
-      // gaps cost nothing); pages are read over several connections sharing this transaction's
-      // snapshot and checked side by side in worker threads; the checked pages are then put
-      // together in order, so the problems come out exactly as one sequential pass reports them.
-      const bounds = await sql<{ s: string }>`SELECT x.seq::text AS s FROM (
-          SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM audit_chain WHERE chain_id = ${chainId} AND seq > 0) x
-        WHERE x.n % ${pageSize} = 0 ORDER BY x.seq`.execute(tx);
-      const cuts = [0, ...bounds.rows.map((b) => Number(b.s))];
-      const pages = cuts.map((lo, k) => ({ lo, hi: cuts[k + 1] ?? null }));
-      const checkpointSeqs = [...expect.keys()].sort((a, b) => a - b);
-      const fetchPage = (q: Tx, page: { lo: number; hi: number | null }) =>
-        sql<{ r: string }>`SELECT ${verifyRow(orgId)} AS r
-          FROM (SELECT * FROM audit_chain WHERE chain_id = ${chainId} AND seq > ${page.lo}
-                ${page.hi === null ? sql`` : sql`AND seq <= ${page.hi}`} ORDER BY seq) c
-          LEFT JOIN audit_events e ON e.id = c.event_id
-          ORDER BY c.seq`.execute(q);
-      const pool = new PagePool(pages.length > 1 ? (opts.workers ?? defaultVerifyWorkers()) : 0);
-      const results: Promise<PageResult>[] = [];
+      let expected = 1;
+      let prev = GENESIS_HASH;
       let sealed = 0;
       let after = 0;
-      let prev = GENESIS_HASH;
-      try {
-        const check = (k: number, text: string): Promise<PageResult> => {
-          const page = pages[k] as { lo: number; hi: number | null };
-          const expectHere = checkpointSeqs
-            .filter((q) => q > page.lo && (page.hi === null || q <= page.hi))
-            .map((q) => [q, expect.get(q) ?? []] as [number, { hash: string; source: string }[]]);
-          return pool.run({ chainId, orgId, text, expect: expectHere });
-        };
-        // This transaction reads pages, and so do helpers on other connections in its snapshot.
-        // A helper that cannot get a connection before the pages run out does nothing (the
-        // pool may be small): only pages actually taken are waited for.
-        const done = pages.map(() => {
-          let settle: { resolve: (r: PageResult) => void; reject: (e: unknown) => void } | undefined;
-          const promise = new Promise<PageResult>((resolve, reject) => {
-            settle = { resolve, reject };
-          });
-          promise.catch(() => {});
-          return { promise, ...(settle as NonNullable<typeof settle>) };
-        });
-        let nextPage = 0;
-        let finished = false;
-        const readLoop = async (q: Tx) => {
-          const mine: Promise<unknown>[] = [];
-          for (let k = nextPage++; k < pages.length; k = nextPage++) {
-            const d = done[k] as (typeof done)[number];
-            try {
-              const rows = await fetchPage(q, pages[k] as { lo: number; hi: number | null });
-              const checked = check(k, rows.rows.map((x) => x.r).join(SEP_ROW));
-              checked.then(d.resolve, d.reject);
-              mine.push(checked.catch(() => {}));
-            } catch (e) {
-              d.reject(e);
-              throw e;
-            }
-            // Bound the memory: at most two pages per reader waiting to be checked.
-            if (mine.length >= 2) await mine[mine.length - 2];
+      const fetchPage = (from: number) =>
+        sql<VerifyRow>`
+          SELECT c.seq::text AS seq, c.event_id, c.content_hash AS c_content, c.prev_hash, c.chain_hash,
+            ${EVENT_COLUMNS}, e.content_hash
+          FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id
+          WHERE c.chain_id = ${chainId} AND c.seq > ${from}
+          ORDER BY c.seq LIMIT ${pageSize}`.execute(tx);
+      let next = fetchPage(0);
+      for (;;) {
+        const page = await next;
+        // Read the next page while this one is hashed: the database and the hashing overlap.
+        const lastSeq = Number(page.rows.at(-1)?.seq ?? 0);
+        if (page.rows.length === pageSize) next = fetchPage(lastSeq);
+        for (const r of page.rows) {
+          const seq = Number(r.seq);
+          sealed++;
+          if (seq !== expected) {
+            report({
+              seq: expected,
+              kind: 'gap',
+              message:
+                seq > expected
+                  ? `seq ${expected}${seq - 1 > expected ? `..${seq - 1}` : ''} missing from the chain`
+                  : `seq ${seq} out of order`,
+            });
           }
-        };
-        const helpers = Math.min((opts.connections ?? 2) - 1, pages.length - 1);
-        if (helpers > 0) {
-          const snapshot = await exportSnapshot(tx);
-          for (let i = 0; i < helpers; i++)
-            void inSnapshot(db, snapshot, orgId, async (q) => {
-              if (!finished) await readLoop(q);
-            }).catch(() => {});
+          if (r.id === null) {
+            report({
+              seq,
+              kind: 'event_missing',
+              message: `the event sealed at seq ${seq} is missing`,
+              event_id: r.event_id,
+            });
+          } else if ((r.org_id ?? PLATFORM_CHAIN) !== chainId) {
+            report({
+              seq,
+              kind: 'wrong_chain',
+              message: `the event at seq ${seq} belongs to another chain`,
+              event_id: r.id,
+            });
+          } else {
+            const content = auditContentHash({ ...r, id: r.id });
+            if (content !== r.c_content || (r.content_hash !== null && r.content_hash !== content)) {
+              report({
+                seq,
+                kind: 'content_changed',
+                message: `the event at seq ${seq} was changed after it was written`,
+                event_id: r.id,
+              });
+            }
+          }
+          if (r.prev_hash !== prev) {
+            report({
+              seq,
+              kind: 'link_broken',
+              message: `seq ${seq} does not link to the chain hash of seq ${seq - 1}`,
+            });
+          }
+          const hash = chainHash(chainId, seq, r.event_id, r.c_content, r.prev_hash);
+          if (hash !== r.chain_hash) {
+            report({
+              seq,
+              kind: 'chain_hash_mismatch',
+              message: `the chain hash at seq ${seq} does not match its contents`,
+            });
+          }
+          for (const cp of expect.get(seq) ?? []) {
+            if (cp.hash !== hash)
+              report({
+                seq,
+                kind: 'checkpoint_mismatch',
+                message: `the chain at seq ${seq} differs from the ${cp.source}`,
+              });
+          }
+          prev = r.chain_hash;
+          expected = seq + 1;
+          after = seq;
         }
-        try {
-          await readLoop(tx);
-          for (const d of done) results.push(d.promise);
-          await Promise.all(results);
-        } finally {
-          finished = true;
-        }
-        const stitched = stitchPages(await Promise.all(results), GENESIS_HASH);
-        sealed = stitched.rows;
-        after = stitched.lastSeq;
-        prev = stitched.lastHash;
-        for (const p of stitched.problems) report(p as Problem);
-      } finally {
-        await pool.close();
+        if (page.rows.length < pageSize) break;
       }
       const headSeq = after;
       // A checkpoint beyond the head: the tail was cut off.
@@ -752,138 +755,6 @@ export async function verifyChain(
     },
     'repeatable read',
   );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Verification pages: built by the database as text, checked in worker threads
-// ---------------------------------------------------------------------------------------------
-
-const CONTROL = sql`E'[\\x01-\\x03\\x1e\\x1f]'`;
-
-/**
- * One chain row with its event as one text value (format: audit-verify-page.ts). The prev hash
- * is left out when it equals the previous row's chain hash, the org when it is the chain's,
- * the event's content hash when it equals the chain row's: less to send and to parse. A row
- * whose text holds a separator comes as JSON instead.
- */
-function verifyRow(orgId: string | null) {
-  const nul = (x: ReturnType<typeof sql>) => sql`coalesce(${x}, E'\\x02')`;
-  const micros = sql`(extract(epoch FROM e.occurred_at) * 1000000)::int8`;
-  const text = sql`concat(c.event_id, c.content_hash, c.prev_hash, c.chain_hash, e.org_id, e.actor_type, e.actor_id,
-    e.session_id, e.action, e.target_type, e.target_id, e.outcome, e.request_id, e.ip, e.user_agent, e.content_hash)`;
-  return sql<string>`CASE WHEN ${text} ~ ${CONTROL}
-    THEN E'\\x01' || json_build_array(c.seq, c.event_id, c.content_hash, c.prev_hash, c.chain_hash, e.id IS NOT NULL,
-      e.org_id, ${micros}, e.actor_type, e.actor_id, e.session_id, e.action, e.target_type, e.target_id, e.outcome,
-      e.request_id, e.ip, e.user_agent, e.details, e.content_hash)::text
-    ELSE concat_ws(E'\\x1f', c.seq, c.event_id, c.content_hash,
-      CASE WHEN c.prev_hash = lag(c.chain_hash) OVER (ORDER BY c.seq) THEN E'\\x03' ELSE c.prev_hash END,
-      c.chain_hash, CASE WHEN e.id IS NULL THEN '0' ELSE '1' END,
-      CASE WHEN e.org_id IS NOT DISTINCT FROM ${orgId}::text THEN E'\\x03' ELSE ${nul(sql`e.org_id`)} END,
-      ${nul(sql`${micros}::text`)}, ${nul(sql`e.actor_type`)}, ${nul(sql`e.actor_id`)}, ${nul(sql`e.session_id`)},
-      ${nul(sql`e.action`)}, ${nul(sql`e.target_type`)}, ${nul(sql`e.target_id`)}, ${nul(sql`e.outcome`)},
-      ${nul(sql`e.request_id`)}, ${nul(sql`e.ip`)}, ${nul(sql`e.user_agent`)}, ${nul(sql`e.details::text`)},
-      CASE WHEN e.content_hash = c.content_hash THEN E'\\x03' ELSE ${nul(sql`e.content_hash`)} END)
-    END`;
-}
-
-/** Exports the transaction's snapshot, for other connections to read exactly what it sees. */
-async function exportSnapshot(tx: Tx): Promise<string> {
-  const r = await sql<{ s: string }>`SELECT pg_export_snapshot() AS s`.execute(tx);
-  const id = r.rows[0]?.s ?? '';
-  if (!/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i.test(id)) throw new Error('unexpected snapshot id');
-  return id;
-}
-
-/** Runs fn on another connection, in a read-only transaction on the given snapshot, scoped to one chain. */
-function inSnapshot<T>(
-  db: Db,
-  snapshot: string,
-  orgId: string | null,
-  fn: (tx: Tx) => Promise<T>,
-): Promise<T> {
-  return db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .setAccessMode('read only')
-    .execute(async (tx) => {
-      await sql`SET TRANSACTION SNAPSHOT ${sql.lit(snapshot)}`.execute(tx);
-      await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true),
-        set_config('app.audit_scope', ${orgId === null ? 'platform' : ''}, true)`.execute(tx);
-      return fn(tx);
-    });
-}
-
-export function defaultVerifyWorkers(): number {
-  return Math.max(1, Math.min(4, availableParallelism()));
-}
-
-/**
- * Worker threads running checkPage. The worker loads the same module as this process (through
- * tsx when running from TypeScript sources); if a worker cannot start or fails, its pages are
- * checked on this thread instead, with the same function.
- */
-class PagePool {
-  private readonly workers: Worker[] = [];
-  private readonly waiting = new Map<
-    number,
-    { resolve: (r: PageResult) => void; reject: (e: Error) => void }
-  >();
-  private nextId = 0;
-  private turn = 0;
-  private broken = false;
-
-  constructor(readonly size: number) {}
-
-  private start(): void {
-    const ext = extname(fileURLToPath(import.meta.url));
-    const pageUrl = new URL(`./audit-verify-page${ext}`, import.meta.url).href;
-    const tsx = ext === '.ts' ? import.meta.resolve('tsx/esm/api') : null;
-    const code = `(async () => {
-      ${tsx ? `(await import(${JSON.stringify(tsx)})).register();` : ''}
-      (await import(${JSON.stringify(pageUrl)})).serveWorker();
-    })();`;
-    for (let i = 0; i < this.size; i++) {
-      const w = new Worker(code, { eval: true });
-      w.on('message', (m: { id: number; result?: PageResult; error?: string }) => {
-        const p = this.waiting.get(m.id);
-        this.waiting.delete(m.id);
-        if (m.result) p?.resolve(m.result);
-        else p?.reject(new Error(m.error ?? 'worker failed'));
-      });
-      w.on('error', (e) => this.fail(e));
-      w.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`verify worker exited with ${code}`));
-      });
-      this.workers.push(w);
-    }
-  }
-
-  private fail(e: Error): void {
-    this.broken = true;
-    for (const p of this.waiting.values()) p.reject(e);
-    this.waiting.clear();
-  }
-
-  /** Checks a page in a worker (or here, without workers). */
-  async run(task: PageTask): Promise<PageResult> {
-    if (this.size === 0 || this.broken) return checkPage(task);
-    if (this.workers.length === 0) this.start();
-    const w = this.workers[this.turn++ % this.workers.length] as Worker;
-    const id = this.nextId++;
-    try {
-      return await new Promise<PageResult>((resolve, reject) => {
-        this.waiting.set(id, { resolve, reject });
-        w.postMessage({ id, task });
-      });
-    } catch {
-      return checkPage(task);
-    }
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-    this.workers.length = 0;
-  }
 }
 
 function checkSignature(

@@ -8,7 +8,6 @@ import {
   chainHash,
   exportCheckpoints,
   parseCheckpointFile,
-  type VerifyOptions,
   verifyChain,
 } from '../../src/app/audit-chain.js';
 import { createOrg } from '../../src/app/orgs.js';
@@ -180,29 +179,11 @@ describe('audit chain: sealing', () => {
   });
 });
 
-/**
- * verifyChain as the CLI runs it, and with tiny pages checked inline and in two worker
- * threads: every way must give the very same report (same problems, same order).
- */
-async function verifyEveryWay(org: string, opts: VerifyOptions = {}) {
-  const base = await verifyChain(t.db, org, opts);
-  for (const way of [
-    { workers: 0, pageSize: 3, connections: 1 },
-    { workers: 0, pageSize: 2, connections: 3 },
-    { workers: 2, pageSize: 3 },
-    { workers: 2, pageSize: 1, connections: 4 },
-  ]) {
-    const other = await verifyChain(t.db, org, { ...opts, ...way });
-    assert.deepEqual(other, base, `verify with ${JSON.stringify(way)} differs`);
-  }
-  return base;
-}
-
 describe('audit chain: tampering is detected with the right sequence number', () => {
   it('a changed field', async () => {
     const { org, ids } = await seededChain(10);
     await tamper(() => sql`UPDATE audit_events SET outcome = 'failed' WHERE id = ${ids[4]}`.execute(t.db));
-    const r = await verifyEveryWay(org);
+    const r = await verifyChain(t.db, org);
     assert.equal(r.ok, false);
     assert.equal(r.first_bad_seq, 5);
     assert.equal(r.problems[0]?.kind, 'content_changed');
@@ -215,7 +196,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
         t.db,
       ),
     );
-    const r = await verifyEveryWay(org);
+    const r = await verifyChain(t.db, org);
     assert.equal(r.first_bad_seq, 7);
     assert.equal(r.problems[0]?.kind, 'content_changed');
   });
@@ -223,7 +204,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
   it('a deleted event', async () => {
     const { org, ids } = await seededChain(10);
     await tamper(() => sql`DELETE FROM audit_events WHERE id = ${ids[5]}`.execute(t.db));
-    const r = await verifyEveryWay(org);
+    const r = await verifyChain(t.db, org);
     assert.equal(r.first_bad_seq, 6);
     assert.equal(r.problems[0]?.kind, 'event_missing');
   });
@@ -234,7 +215,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       await sql`DELETE FROM audit_chain WHERE event_id = ${ids[5]}`.execute(t.db);
       await sql`DELETE FROM audit_events WHERE id = ${ids[5]}`.execute(t.db);
     });
-    const r = await verifyEveryWay(org);
+    const r = await verifyChain(t.db, org);
     assert.equal(r.first_bad_seq, 6);
     assert.equal(r.problems[0]?.kind, 'gap');
   });
@@ -249,7 +230,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
     );
     const clock = new TestClock();
     clock.set(new Date(Date.now() + 2 * MINUTE).toISOString());
-    const r = await verifyEveryWay(org, { clock });
+    const r = await verifyChain(t.db, org, { clock });
     assert.equal(r.ok, false);
     assert.equal(r.first_bad_seq, 5);
     assert.equal(r.problems[0]?.kind, 'inserted');
@@ -277,7 +258,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
         prev = h;
       }
     });
-    const r = await verifyEveryWay(org);
+    const r = await verifyChain(t.db, org);
     assert.equal(r.first_bad_seq, 5);
     assert.equal(r.problems[0]?.kind, 'content_changed');
     assert.ok(r.problems.some((p) => p.kind === 'checkpoint_mismatch'));
@@ -292,7 +273,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       await sql`UPDATE audit_chain SET event_id = ${ids[2]} WHERE event_id = ${ids[3]}`.execute(t.db);
       await sql`UPDATE audit_chain SET event_id = ${ids[3]} WHERE event_id = ${tmp}`.execute(t.db);
     });
-    const r = await verifyEveryWay(org);
+    const r = await verifyChain(t.db, org);
     assert.equal(r.first_bad_seq, 3);
     const kinds = r.problems.filter((p) => p.seq === 3).map((p) => p.kind);
     assert.ok(kinds.includes('content_changed') || kinds.includes('chain_hash_mismatch'), kinds.join());
@@ -304,7 +285,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       sql`UPDATE audit_events a SET occurred_at = b.occurred_at FROM audit_events b
         WHERE (a.id, b.id) IN ((${ids[6]}, ${ids[7]}), (${ids[7]}, ${ids[6]}))`.execute(t.db),
     );
-    const r = await verifyEveryWay(org);
+    const r = await verifyChain(t.db, org);
     assert.equal(r.first_bad_seq, 7);
   });
 
@@ -318,9 +299,9 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       );
       await sql`DELETE FROM audit_chain WHERE chain_id = ${org} AND seq > 7`.execute(t.db);
     });
-    const without = await verifyEveryWay(org);
+    const without = await verifyChain(t.db, org);
     assert.equal(without.ok, true, 'a clean cut is invisible without a checkpoint kept outside');
-    const r = await verifyEveryWay(org, { checkpointFile: file });
+    const r = await verifyChain(t.db, org, { checkpointFile: file });
     assert.equal(r.ok, false);
     assert.equal(r.first_bad_seq, 8);
     assert.equal(r.problems[0]?.kind, 'truncated');
@@ -332,12 +313,12 @@ describe('audit chain: tampering is detected with the right sequence number', ()
     const cp = file.checkpoints.find((c) => c.chain_id === org);
     assert.ok(cp);
     cp.chain_hash = 'b'.repeat(64);
-    const r = await verifyEveryWay(org, { checkpointFile: file });
+    const r = await verifyChain(t.db, org, { checkpointFile: file });
     assert.equal(r.problems[0]?.kind, 'bad_signature');
     await tamper(() =>
       sql`UPDATE audit_checkpoints SET chain_hash = ${'d'.repeat(64)} WHERE chain_id = ${org}`.execute(t.db),
     );
-    const r2 = await verifyEveryWay(org);
+    const r2 = await verifyChain(t.db, org);
     assert.equal(r2.ok, false);
     assert.equal(r2.first_bad_seq, 5);
   });
@@ -346,38 +327,12 @@ describe('audit chain: tampering is detected with the right sequence number', ()
     const org = (await createOrg(t.db, { name: 'Stalled', baseCurrency: 'EUR' })).id;
     const clock = new TestClock();
     clock.set(new Date(Date.now() + 2 * MINUTE).toISOString());
-    const r = await verifyEveryWay(org, { clock });
+    const r = await verifyChain(t.db, org, { clock });
     assert.equal(r.ok, false);
     assert.equal(r.unsealed_overdue, 1);
     assert.equal(r.problems[0]?.kind, 'unsealed');
     assert.equal(r.first_bad_seq, 1);
-    const fresh = await verifyEveryWay(org);
+    const fresh = await verifyChain(t.db, org);
     assert.equal(fresh.ok, true, 'a young unsealed event is not a problem');
-  });
-  it('an event whose text holds separator and control characters verifies, and a change to it is caught', async () => {
-    const { org } = await seededChain(6);
-    await inOrg(t.db, org, (tx) =>
-      recordAudit(tx, {
-        orgId: org,
-        actor: { kind: 'user', id: 'usr_\x1fodd' },
-        action: 'invoice.created',
-        target: { type: 'invoice', id: 'inv_\x1e\x02\x03' },
-        outcome: 'success',
-        meta: { userAgent: 'agent\twith\x01controls', ip: null, requestId: 'req_x' },
-        details: { note: 'tab\there \x1f and \u2028', n: 1.5, deep: { z: [null, true], a: 'é' } },
-      }),
-    );
-    const sealer = new AuditSealer(t.db, { keyProvider: kp, checkpointEvery: 1_000_000 });
-    await sealer.sealAll();
-    const ok = await verifyEveryWay(org);
-    assert.equal(ok.ok, true, JSON.stringify(ok.problems));
-    assert.equal(ok.head_seq, 7);
-    await tamper(() =>
-      sql`UPDATE audit_events SET user_agent = 'agent' WHERE id = (
-        SELECT event_id FROM audit_chain WHERE chain_id = ${org} AND seq = 7)`.execute(t.db),
-    );
-    const bad = await verifyEveryWay(org);
-    assert.equal(bad.first_bad_seq, 7);
-    assert.equal(bad.problems[0]?.kind, 'content_changed');
   });
 });
