@@ -27,9 +27,9 @@ export type FieldSpec =
       subject?: SubjectSpec | null;
     };
 
-/** Whose data key a column is under: a customer's or a user's, named by a column of the row. */
+/** Whose data key a column is under (a customer's, a user's, or an org retention year's), named by a column of the row. */
 export interface SubjectSpec {
-  type: 'customer' | 'user';
+  type: 'customer' | 'user' | 'retention';
   column: string;
 }
 

@@ -111,90 +111,34 @@ export const webhookEndpointsCrypto = encryptedTable({
 });
 
 /**
- * Encrypted columns kept outside the registry (their rows are immutable documents, or their
- * scope differs per column), classified here so the records of processing list every
- * encrypted field of the schema. A test compares this with the database's `*_enc` columns.
+ * Encrypted columns kept outside the registry, classified here so the records of processing
+ * list every encrypted field of the schema (a test compares the two with the database's `*_enc`
+ * columns). Empty today: every encrypted column is registered above or below.
  */
-export const OTHER_ENCRYPTED_COLUMNS: readonly ({ table: string; column: string } & FieldPrivacy)[] = [
-  {
-    table: 'invoices',
-    column: 'notes_enc',
-    category: 'free_text',
-    subjects: 'customers',
-    purpose: 'notes printed on an invoice',
-    legal_basis: 'contract',
-    retention: "crypto-shredded with the customer's data key",
-  },
-  {
-    table: 'invoices',
-    column: 'buyer_snapshot_enc',
-    category: 'identity',
-    subjects: 'customers',
-    purpose: 'buyer name, address, tax id and email frozen on an issued invoice',
-    legal_basis: 'legal_obligation',
-    retention: 'moved to restricted retention at erasure; purged after issue date + privacy.retention_years',
-  },
-  {
-    table: 'retained_buyer_details',
-    column: 'details_enc',
-    category: 'identity',
-    subjects: 'customers',
-    purpose: 'legally required buyer details of an erased customer (restricted, Art. 18)',
-    legal_basis: 'legal_obligation',
-    retention: 'until retain_until (issue date + privacy.retention_years), then purged',
-  },
-  {
-    table: 'payments',
-    column: 'reference_enc',
-    category: 'financial',
-    subjects: 'customers',
-    purpose: 'matching payments (remittance text)',
-    legal_basis: 'contract',
-    retention: "crypto-shredded with the customer's data key",
-  },
-  {
-    table: 'payments',
-    column: 'card_token_enc',
-    category: 'financial',
-    subjects: 'customers',
-    purpose: "the payment gateway's card token (never a card number)",
-    legal_basis: 'contract',
-    retention: "crypto-shredded with the customer's data key",
-  },
-  {
-    table: 'refunds',
-    column: 'reason_enc',
-    category: 'free_text',
-    subjects: 'customers',
-    purpose: 'why a refund was made',
-    legal_basis: 'legal_obligation',
-    retention: "crypto-shredded with the customer's data key",
-  },
-  {
-    table: 'idempotency_keys',
-    column: 'response_enc',
-    category: 'commercial',
-    subjects: 'customers',
-    purpose: 'replaying a retried API request (may repeat customer details)',
-    legal_basis: 'legitimate_interest',
-    retention: 'retention.idempotency_hours (default 24 hours)',
-  },
-  {
-    table: 'users',
-    column: 'totp_secret_enc',
-    category: 'authentication',
-    subjects: 'users',
-    purpose: 'second-factor authentication',
-    legal_basis: 'legitimate_interest',
-    retention: 'until the user removes the factor',
-  },
-];
+export const OTHER_ENCRYPTED_COLUMNS: readonly ({ table: string; column: string } & FieldPrivacy)[] = [];
+
 /** Payment-gateway webhook secrets: under the org's key; the row id bound into the AAD is the provider. */
 export const gatewaySecretsCrypto = encryptedTable({
   table: 'gateway_secrets',
   idColumn: 'provider',
   orgColumn: 'org_id',
   fields: { secret: 'secret_enc', previous_secret: 'previous_secret_enc' },
+  privacy: {
+    secret: {
+      category: 'authentication',
+      subjects: 'org contacts',
+      purpose: "verifying the payment gateway's webhook signatures",
+      legal_basis: 'contract',
+      retention: 'until replaced (the previous secret is kept during a rotation)',
+    },
+    previous_secret: {
+      category: 'authentication',
+      subjects: 'org contacts',
+      purpose: "verifying the payment gateway's webhook signatures during a secret rotation",
+      legal_basis: 'contract',
+      retention: 'until the rotation ends',
+    },
+  },
 });
 
 /**
@@ -210,6 +154,17 @@ export const invoicesCrypto = encryptedTable({
     notes: 'notes_enc',
     buyer_snapshot: { column: 'buyer_snapshot_enc', subject: null },
   },
+  privacy: {
+    notes: customerField('free_text', 'notes printed on an invoice'),
+    buyer_snapshot: {
+      category: 'identity',
+      subjects: 'customers',
+      purpose: 'buyer name, address, tax id and email frozen on an issued invoice',
+      legal_basis: 'legal_obligation',
+      retention:
+        'moved to restricted retention at erasure; purged after issue date + privacy.retention_years',
+    },
+  },
 });
 
 /** Payments: the reference and the gateway token, under the customer's key. */
@@ -219,6 +174,10 @@ export const paymentsCrypto = encryptedTable({
   orgColumn: 'org_id',
   subject: { type: 'customer', column: 'customer_id' },
   fields: { reference: 'reference_enc', card_token: 'card_token_enc' },
+  privacy: {
+    reference: customerField('financial', 'matching payments (remittance text)'),
+    card_token: customerField('financial', "the payment gateway's card token (never a card number)"),
+  },
 });
 
 /** Refunds: the free-text reason, under the customer's key. */
@@ -228,6 +187,9 @@ export const refundsCrypto = encryptedTable({
   orgColumn: 'org_id',
   subject: { type: 'customer', column: 'customer_id' },
   fields: { reason: 'reason_enc' },
+  privacy: {
+    reason: customerField('free_text', 'why a refund was made', 'legal_obligation'),
+  },
 });
 
 /** Stored idempotent responses (they can carry PII), under the org's key; the row id is the key. */
@@ -236,6 +198,15 @@ export const idempotencyCrypto = encryptedTable({
   idColumn: 'key',
   orgColumn: 'org_id',
   fields: { response: 'response_enc' },
+  privacy: {
+    response: {
+      category: 'commercial',
+      subjects: 'customers',
+      purpose: 'replaying a retried API request (may repeat customer details)',
+      legal_basis: 'legitimate_interest',
+      retention: 'retention.idempotency_hours (default 24 hours)',
+    },
+  },
 });
 
 /** Users' TOTP secrets (a platform table), under the user's own key. */
@@ -245,4 +216,34 @@ export const usersCrypto = encryptedTable({
   orgColumn: null,
   subject: { type: 'user', column: 'id' },
   fields: { totp_secret: 'totp_secret_enc' },
+  privacy: {
+    totp_secret: {
+      category: 'authentication',
+      subjects: 'users',
+      purpose: 'second-factor authentication',
+      legal_basis: 'legitimate_interest',
+      retention: 'until the user removes the factor',
+    },
+  },
+});
+
+/**
+ * Buyer details of an erased customer's issued invoices, kept restricted (Art. 18) under the
+ * org's retention key of the year they may be purged (`retention_key`, e.g. y2036).
+ */
+export const retainedBuyerDetailsCrypto = encryptedTable({
+  table: 'retained_buyer_details',
+  idColumn: 'invoice_id',
+  orgColumn: 'org_id',
+  subject: { type: 'retention', column: 'retention_key' },
+  fields: { details: 'details_enc' },
+  privacy: {
+    details: {
+      category: 'identity',
+      subjects: 'customers',
+      purpose: 'legally required buyer details of an erased customer (restricted, Art. 18)',
+      legal_basis: 'legal_obligation',
+      retention: 'until retain_until (issue date + privacy.retention_years), then purged',
+    },
+  },
 });
