@@ -8,8 +8,21 @@ import { DomainError } from '../domain/errors.js';
  * `card_number_not_allowed`. The error names the field, never the number, and nothing logs it.
  */
 
-/** Fields that carry a payment gateway's token (never a card number), exempt everywhere. */
-export const TOKEN_FIELDS: ReadonlySet<string> = new Set(['gateway_token', 'payment_method_token']);
+/**
+ * Fields exempt everywhere: a payment gateway's token (never a card number), and secrets the
+ * user chooses (passwords, webhook signing secrets). Secrets are hashed or encrypted, never
+ * echoed, and may legitimately hold any run of digits; refusing one would only make a strong
+ * random secret fail now and then.
+ */
+export const TOKEN_FIELDS: ReadonlySet<string> = new Set([
+  'gateway_token',
+  'payment_method_token',
+  'password',
+  'current_password',
+  'new_password',
+  'webhook_secret',
+  'previous_webhook_secret',
+]);
 
 /** Per route: `config: { cardGuard: { exempt: ['field'] } }` adds token fields; `false` turns the guard off (signed gateway webhooks). */
 export type CardGuardConfig = false | { exempt: readonly string[] };

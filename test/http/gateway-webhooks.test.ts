@@ -708,4 +708,18 @@ describe('gateway settings', () => {
       200,
     );
   });
+
+  it('accepts any random secret, even one holding a card-number-shaped run of digits', async () => {
+    // A random hex secret holds a Luhn-valid 13–19 digit run now and then; the card guard must
+    // not refuse it (secret fields are exempt: they are encrypted and never echoed).
+    const secret = 'whsec_4111111111111111a0b1c2d3e4f5';
+    const ok = await app.inject({
+      method: 'PUT',
+      url: '/v1/settings/gateways/stripe',
+      headers: as('owner', orgC),
+      payload: { webhook_secret: secret, previous_webhook_secret: `${secret}x` },
+    });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.ok(!ok.body.includes('4111111111111111'));
+  });
 });

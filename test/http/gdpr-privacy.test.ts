@@ -13,6 +13,7 @@ import type { BuiltApp } from '../../src/http/app.js';
 import { buildTestApp } from '../helpers/app.js';
 import { actorHeader, addMember, headerActor } from '../helpers/billing.js';
 import { testCipher } from '../helpers/crypto.js';
+import { parseCsv } from '../helpers/csv.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 /**
@@ -153,36 +154,6 @@ async function auditCount(action: string, target?: string): Promise<number> {
     t.db,
   );
   return Number(r.rows[0]?.n);
-}
-
-/** A minimal RFC 4180 reader: the cells of every row. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else cell += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      row.push(cell);
-      cell = '';
-    } else if (ch === '\r' && text[i + 1] === '\n') {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = '';
-      i++;
-    } else cell += ch;
-  }
-  if (cell || row.length) rows.push([...row, cell]);
-  return rows;
 }
 
 before(async () => {
