@@ -2,15 +2,16 @@ import {
   createHash,
   createPrivateKey,
   createPublicKey,
+  hash,
   type KeyObject,
   randomBytes,
   sign,
   verify as verifySignature,
 } from 'node:crypto';
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { KeyProvider } from '../adapters/crypto/key-provider.js';
 import type { Db } from '../adapters/db/database.js';
-import { inOrg, inTransaction, type Tx } from '../adapters/db/tx.js';
+import { APP_ROLE, inOrg, inTransaction, type Tx } from '../adapters/db/tx.js';
 import { auditContentHash, type CanonicalAuditEvent, canonicalJson, isoMicros } from './audit.js';
 import { authorize } from './authz.js';
 import type { Ctx } from './context.js';
@@ -22,7 +23,8 @@ import { type Clock, systemClock } from './ports.js';
  * events into one hash chain per org (plus a "platform" chain for org-less events), signed
  * checkpoints of chain heads, and verification.
  *
- *   content_hash = SHA-256(canonical event)                       (recordAudit, in the writer's tx)
+ *   content_hash = SHA-256(canonical event)         (computed by the database on insert, in the writer's tx:
+ *                                                    v2, migration 0015; v1 events were hashed in JavaScript)
  *   chain_hash   = SHA-256("billvault/audit-chain/v1" | chain | seq | event id | content_hash | prev_hash)
  *   prev_hash of seq 1 = 64 zeros
  *
@@ -48,9 +50,11 @@ export function chainIdOf(orgId: string | null): string {
 }
 
 export function chainHash(chainId: string, seq: number, eventId: string, contentHash: string, prev: string) {
-  return createHash('sha256')
-    .update(`billvault/audit-chain/v1|${chainId}|${seq}|${eventId}|${contentHash}|${prev}`)
-    .digest('hex');
+  return hash(
+    'sha256',
+    `billvault/audit-chain/v1|${chainId}|${seq}|${eventId}|${contentHash}|${prev}`,
+    'hex',
+  );
 }
 
 /** Runs fn in a transaction that sees one chain: an org's, or the platform chain. */
@@ -530,14 +534,69 @@ export interface VerifyOptions {
   maxProblems?: number;
 }
 
-interface VerifyRow extends Omit<EventRow, 'id'> {
+interface VerifyRow {
   seq: string;
   event_id: string;
   c_content: string;
   prev_hash: string;
   chain_hash: string;
-  /** null when the sealed event is gone. */
-  id: string | null;
+  /** What the database found without hashing: the event is gone, in another chain, or stores another hash. */
+  state: 'missing' | 'wrong_chain' | 'stored_hash_differs' | null;
+  /** A v2 row's encoding (migration 0015), as the database prints it from the row as it is now. */
+  v2_text: string | null;
+  /** A v1 row's columns (its details parsed), for the JavaScript canonical encoding. */
+  v1: CanonicalAuditEvent | null;
+}
+
+/**
+ * The text a v2 content hash covers (migration 0015), printed by the database from the row
+ * aliased e as it is now: the same expression as the insert trigger's. Every function is
+ * schema-qualified, so nothing a database role can create in another schema stands in for one.
+ */
+export const AUDIT_V2_TEXT = sql<string>`ARRAY['billvault/audit-event/v2', e.id, e.org_id,
+  pg_catalog.to_char(pg_catalog.timezone('UTC', e.occurred_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+  e.actor_type, e.actor_id, e.session_id, e.action, e.target_type, e.target_id,
+  e.outcome, e.request_id, e.ip, e.user_agent, e.details::text]::text`;
+
+/** A v1 row's columns as one JSON object (its details parsed again, as v1's canonical JSON needs). */
+const V1_COLUMNS_SQL = sql`pg_catalog.jsonb_build_object('id', e.id, 'org_id', e.org_id, 'occurred_at', ${OCCURRED_AT},
+  'actor_type', e.actor_type, 'actor_id', e.actor_id, 'session_id', e.session_id, 'action', e.action,
+  'target_type', e.target_type, 'target_id', e.target_id, 'outcome', e.outcome, 'request_id', e.request_id,
+  'ip', e.ip, 'user_agent', e.user_agent, 'details', e.details)`;
+
+/** The content hash of a row as it is now, by its own version's encoding; hashed here, never by the database. */
+function recomputeContent(r: VerifyRow): string | null {
+  if (r.v2_text !== null) return hash('sha256', r.v2_text, 'hex');
+  return r.v1 ? auditContentHash(r.v1) : null;
+}
+
+/**
+ * Runs fn with a second transaction on its own connection that sees exactly the snapshot of
+ * `tx` (pg_export_snapshot, SET TRANSACTION SNAPSHOT), read-only and scoped like it, so one
+ * verification can read with two database backends at once and still see one point in time.
+ */
+async function withSnapshotTwin<T>(
+  db: Db,
+  tx: Tx,
+  orgId: string | null,
+  fn: (twin: Tx) => Promise<T>,
+): Promise<T> {
+  const snap = await sql<{ id: string }>`SELECT pg_export_snapshot() AS id`.execute(tx);
+  const id = snap.rows[0]?.id ?? '';
+  if (!/^[0-9A-F]+-[0-9A-F]+-[0-9]+$/i.test(id)) throw new Error('unexpected snapshot id');
+  return db.connection().execute(async (conn) => {
+    await sql`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`.execute(conn);
+    try {
+      await sql.raw(`SET TRANSACTION SNAPSHOT '${id}'`).execute(conn);
+      await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
+        conn,
+      );
+      if (orgId === null) await sql`SELECT set_config('app.audit_scope', 'platform', true)`.execute(conn);
+      return await fn(conn as unknown as Tx);
+    } finally {
+      await sql`ROLLBACK`.execute(conn);
+    }
+  });
 }
 
 /**
@@ -619,85 +678,119 @@ export async function verifyChain(
       let prev = GENESIS_HASH;
       let sealed = 0;
       let after = 0;
-      const fetchPage = (from: number) =>
+      // The database prints each event's encoding from the row as it is now; this process hashes
+      // it, and recomputes every chain hash and link.
+      const pageSql = (range: RawBuilder<unknown>, limit?: number) =>
         sql<VerifyRow>`
           SELECT c.seq::text AS seq, c.event_id, c.content_hash AS c_content, c.prev_hash, c.chain_hash,
-            ${EVENT_COLUMNS}, e.content_hash
+            -- what needs no hashing is compared where the rows are (most rows: NULL)
+            CASE WHEN e.id IS NULL THEN 'missing'
+                 WHEN e.org_id IS DISTINCT FROM ${orgId}::text THEN 'wrong_chain'
+                 WHEN e.content_hash IS NOT NULL AND e.content_hash <> c.content_hash THEN 'stored_hash_differs'
+            END AS state,
+            CASE WHEN e.hash_version = 2 THEN ${AUDIT_V2_TEXT} END AS v2_text,
+            CASE WHEN e.hash_version <> 2 THEN ${V1_COLUMNS_SQL} END AS v1
           FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id
-          WHERE c.chain_id = ${chainId} AND c.seq > ${from}
-          ORDER BY c.seq LIMIT ${pageSize}`.execute(tx);
-      let next = fetchPage(0);
-      for (;;) {
-        const page = await next;
-        // Read the next page while this one is hashed: the database and the hashing overlap.
-        const lastSeq = Number(page.rows.at(-1)?.seq ?? 0);
-        if (page.rows.length === pageSize) next = fetchPage(lastSeq);
-        for (const r of page.rows) {
-          const seq = Number(r.seq);
-          sealed++;
-          if (seq !== expected) {
-            report({
-              seq: expected,
-              kind: 'gap',
-              message:
-                seq > expected
-                  ? `seq ${expected}${seq - 1 > expected ? `..${seq - 1}` : ''} missing from the chain`
-                  : `seq ${seq} out of order`,
-            });
-          }
-          if (r.id === null) {
+          WHERE c.chain_id = ${chainId} ${range}
+          ORDER BY c.seq ${limit ? sql`LIMIT ${limit}` : sql``}`;
+      const check = (r: VerifyRow) => {
+        const seq = Number(r.seq);
+        sealed++;
+        if (seq !== expected) {
+          report({
+            seq: expected,
+            kind: 'gap',
+            message:
+              seq > expected
+                ? `seq ${expected}${seq - 1 > expected ? `..${seq - 1}` : ''} missing from the chain`
+                : `seq ${seq} out of order`,
+          });
+        }
+        if (r.state === 'missing') {
+          report({
+            seq,
+            kind: 'event_missing',
+            message: `the event sealed at seq ${seq} is missing`,
+            event_id: r.event_id,
+          });
+        } else if (r.state === 'wrong_chain') {
+          report({
+            seq,
+            kind: 'wrong_chain',
+            message: `the event at seq ${seq} belongs to another chain`,
+            event_id: r.event_id,
+          });
+        } else {
+          // the row as it is now must hash to what the chain sealed (and to what it stores itself)
+          if (recomputeContent(r) !== r.c_content || r.state === 'stored_hash_differs') {
             report({
               seq,
-              kind: 'event_missing',
-              message: `the event sealed at seq ${seq} is missing`,
+              kind: 'content_changed',
+              message: `the event at seq ${seq} was changed after it was written`,
               event_id: r.event_id,
             });
-          } else if ((r.org_id ?? PLATFORM_CHAIN) !== chainId) {
-            report({
-              seq,
-              kind: 'wrong_chain',
-              message: `the event at seq ${seq} belongs to another chain`,
-              event_id: r.id,
-            });
-          } else {
-            const content = auditContentHash({ ...r, id: r.id });
-            if (content !== r.c_content || (r.content_hash !== null && r.content_hash !== content)) {
-              report({
-                seq,
-                kind: 'content_changed',
-                message: `the event at seq ${seq} was changed after it was written`,
-                event_id: r.id,
-              });
-            }
           }
-          if (r.prev_hash !== prev) {
-            report({
-              seq,
-              kind: 'link_broken',
-              message: `seq ${seq} does not link to the chain hash of seq ${seq - 1}`,
-            });
-          }
-          const hash = chainHash(chainId, seq, r.event_id, r.c_content, r.prev_hash);
-          if (hash !== r.chain_hash) {
-            report({
-              seq,
-              kind: 'chain_hash_mismatch',
-              message: `the chain hash at seq ${seq} does not match its contents`,
-            });
-          }
-          for (const cp of expect.get(seq) ?? []) {
-            if (cp.hash !== hash)
-              report({
-                seq,
-                kind: 'checkpoint_mismatch',
-                message: `the chain at seq ${seq} differs from the ${cp.source}`,
-              });
-          }
-          prev = r.chain_hash;
-          expected = seq + 1;
-          after = seq;
         }
-        if (page.rows.length < pageSize) break;
+        if (r.prev_hash !== prev) {
+          report({
+            seq,
+            kind: 'link_broken',
+            message: `seq ${seq} does not link to the chain hash of seq ${seq - 1}`,
+          });
+        }
+        const hash = chainHash(chainId, seq, r.event_id, r.c_content, r.prev_hash);
+        if (hash !== r.chain_hash) {
+          report({
+            seq,
+            kind: 'chain_hash_mismatch',
+            message: `the chain hash at seq ${seq} does not match its contents`,
+          });
+        }
+        for (const cp of expect.get(seq) ?? []) {
+          if (cp.hash !== hash)
+            report({
+              seq,
+              kind: 'checkpoint_mismatch',
+              message: `the chain at seq ${seq} differs from the ${cp.source}`,
+            });
+        }
+        prev = r.chain_hash;
+        expected = seq + 1;
+        after = seq;
+      };
+      // Dense chains (the normal case) are read in seq ranges by two database backends at once,
+      // sharing this transaction's snapshot; a chain with large holes is read page after page.
+      const extent = await sql<{
+        n: string;
+        max: string | null;
+      }>`SELECT count(*)::text AS n, max(seq)::text AS max
+        FROM audit_chain WHERE chain_id = ${chainId}`.execute(tx);
+      const count = Number(extent.rows[0]?.n ?? 0);
+      const maxSeq = Number(extent.rows[0]?.max ?? 0);
+      if (count > 2 * pageSize && maxSeq <= count + pageSize) {
+        await withSnapshotTwin(db, tx, orgId, async (twin) => {
+          const pages = Math.ceil(maxSeq / pageSize);
+          const fetch = (k: number) =>
+            pageSql(sql`AND c.seq > ${k * pageSize} AND c.seq <= ${(k + 1) * pageSize}`).execute(
+              k % 2 ? twin : tx,
+            );
+          const inFlight = [fetch(0), fetch(1)];
+          for (let k = 0; k < pages; k++) {
+            const page = await inFlight[k % 2];
+            if (k + 2 < pages) inFlight[k % 2] = fetch(k + 2);
+            for (const r of page?.rows ?? []) check(r);
+          }
+        });
+      } else {
+        const fetchPage = (from: number) => pageSql(sql`AND c.seq > ${from}`, pageSize).execute(tx);
+        let next = fetchPage(0);
+        for (;;) {
+          const page = await next;
+          // Read the next page while this one is hashed: the database and the hashing overlap.
+          if (page.rows.length === pageSize) next = fetchPage(Number(page.rows.at(-1)?.seq));
+          for (const r of page.rows) check(r);
+          if (page.rows.length < pageSize) break;
+        }
       }
       const headSeq = after;
       // A checkpoint beyond the head: the tail was cut off.

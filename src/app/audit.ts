@@ -62,10 +62,12 @@ export function auditSkippedForBenchmark(): boolean {
 export function auditRow(event: AuditEvent) {
   const id = newId('event');
   const detailsText = JSON.stringify(scrubDetails(event.details ?? {}));
-  const row: CanonicalAuditEvent = {
+  // No content hash here: the database computes it (v2) as the row is inserted, over exactly
+  // what it stores (migration 0015), in this same transaction.
+  return {
     id,
     org_id: event.orgId,
-    occurred_at: isoMicros(event.occurredAt ?? new Date()),
+    occurred_at: event.occurredAt ?? new Date(),
     actor_type: event.actor.kind,
     actor_id: event.actor.id ?? null,
     session_id: event.actor.sessionId ?? null,
@@ -76,24 +78,7 @@ export function auditRow(event: AuditEvent) {
     request_id: event.meta?.requestId ?? null,
     ip: event.meta?.ip ?? null,
     user_agent: event.meta?.userAgent?.slice(0, 300) ?? null,
-    details: JSON.parse(detailsText) as unknown,
-  };
-  return {
-    id,
-    org_id: row.org_id,
-    occurred_at: new Date(row.occurred_at),
-    actor_type: row.actor_type,
-    actor_id: row.actor_id,
-    session_id: row.session_id,
-    action: row.action,
-    target_type: row.target_type,
-    target_id: row.target_id,
-    outcome: row.outcome as AuditOutcome,
-    request_id: row.request_id,
-    ip: row.ip,
-    user_agent: row.user_agent,
     details: detailsText,
-    content_hash: auditContentHash(row),
   };
 }
 
@@ -165,7 +150,7 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-/** SHA-256 (hex) over the canonical encoding of an event (versioned, field order fixed). */
+/** SHA-256 (hex) over the v1 canonical encoding of an event (events written before migration 0015). */
 export function auditContentHash(e: CanonicalAuditEvent): string {
   const head = JSON.stringify([
     'billvault/audit-event/v1',
@@ -187,3 +172,4 @@ export function auditContentHash(e: CanonicalAuditEvent): string {
     .update(`${head.slice(0, -1)},${canonicalJson(e.details)}]`)
     .digest('hex');
 }
+

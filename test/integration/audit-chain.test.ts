@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { inOrg, inTransaction } from '../../src/adapters/db/index.js';
-import { recordAudit } from '../../src/app/audit.js';
+import { auditContentHash, isoMicros, recordAudit } from '../../src/app/audit.js';
 import {
   AuditSealer,
   chainHash,
   exportCheckpoints,
   parseCheckpointFile,
+  type VerifyOptions,
   verifyChain,
 } from '../../src/app/audit-chain.js';
 import { createOrg } from '../../src/app/orgs.js';
@@ -54,6 +55,18 @@ async function seededChain(n: number) {
   return { org, ids, sealer, clock };
 }
 
+/**
+ * Verifies twice: with the default pages (small chains: read page after page), and with pages of
+ * two, which reads a dense chain in seq ranges on two database backends sharing one snapshot.
+ * Both must report exactly the same.
+ */
+async function verify(db: TestDatabase['db'], org: string | null, opts: VerifyOptions = {}) {
+  const whole = await verifyChain(db, org, opts);
+  const ranged = await verifyChain(db, org, { ...opts, pageSize: 2 });
+  assert.deepEqual(ranged, whole);
+  return whole;
+}
+
 async function chainEvents(org: string): Promise<string[]> {
   const r = await sql<{
     event_id: string;
@@ -75,7 +88,7 @@ async function tamper(fn: () => Promise<unknown>) {
 describe('audit chain: sealing', () => {
   it('an untouched chain verifies, checkpoints included; content hashes are written with the event', async () => {
     const { org } = await seededChain(12);
-    const r = await verifyChain(t.db, org, { clock: new TestClock(START) });
+    const r = await verify(t.db, org, { clock: new TestClock(START) });
     assert.equal(r.ok, true, JSON.stringify(r.problems));
     assert.equal(r.head_seq, 12);
     assert.equal(r.sealed, 12);
@@ -95,7 +108,7 @@ describe('audit chain: sealing', () => {
       }),
     );
     await new AuditSealer(t.db, { keyProvider: kp }).sealAll();
-    const r = await verifyChain(t.db, null);
+    const r = await verify(t.db, null);
     assert.equal(r.ok, true, JSON.stringify(r.problems));
     assert.equal(r.chain_id, 'platform');
     assert.equal(r.head_seq >= 1, true);
@@ -136,7 +149,7 @@ describe('audit chain: sealing', () => {
       t.db,
     );
     assert.deepEqual(r.rows[0], { n: 121, d: 121, max: 121 });
-    const v = await verifyChain(t.db, org);
+    const v = await verify(t.db, org);
     assert.equal(v.ok, true, JSON.stringify(v.problems));
   });
 
@@ -174,7 +187,7 @@ describe('audit chain: sealing', () => {
       t.db,
     );
     assert.deepEqual(r.rows[0], { n: 321, d: 321, max: 321 });
-    const v = await verifyChain(t.db, org);
+    const v = await verify(t.db, org);
     assert.equal(v.ok, true, JSON.stringify(v.problems));
   });
 });
@@ -183,7 +196,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
   it('a changed field', async () => {
     const { org, ids } = await seededChain(10);
     await tamper(() => sql`UPDATE audit_events SET outcome = 'failed' WHERE id = ${ids[4]}`.execute(t.db));
-    const r = await verifyChain(t.db, org);
+    const r = await verify(t.db, org);
     assert.equal(r.ok, false);
     assert.equal(r.first_bad_seq, 5);
     assert.equal(r.problems[0]?.kind, 'content_changed');
@@ -196,7 +209,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
         t.db,
       ),
     );
-    const r = await verifyChain(t.db, org);
+    const r = await verify(t.db, org);
     assert.equal(r.first_bad_seq, 7);
     assert.equal(r.problems[0]?.kind, 'content_changed');
   });
@@ -204,7 +217,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
   it('a deleted event', async () => {
     const { org, ids } = await seededChain(10);
     await tamper(() => sql`DELETE FROM audit_events WHERE id = ${ids[5]}`.execute(t.db));
-    const r = await verifyChain(t.db, org);
+    const r = await verify(t.db, org);
     assert.equal(r.first_bad_seq, 6);
     assert.equal(r.problems[0]?.kind, 'event_missing');
   });
@@ -215,7 +228,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       await sql`DELETE FROM audit_chain WHERE event_id = ${ids[5]}`.execute(t.db);
       await sql`DELETE FROM audit_events WHERE id = ${ids[5]}`.execute(t.db);
     });
-    const r = await verifyChain(t.db, org);
+    const r = await verify(t.db, org);
     assert.equal(r.first_bad_seq, 6);
     assert.equal(r.problems[0]?.kind, 'gap');
   });
@@ -230,7 +243,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
     );
     const clock = new TestClock();
     clock.set(new Date(Date.now() + 2 * MINUTE).toISOString());
-    const r = await verifyChain(t.db, org, { clock });
+    const r = await verify(t.db, org, { clock });
     assert.equal(r.ok, false);
     assert.equal(r.first_bad_seq, 5);
     assert.equal(r.problems[0]?.kind, 'inserted');
@@ -258,7 +271,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
         prev = h;
       }
     });
-    const r = await verifyChain(t.db, org);
+    const r = await verify(t.db, org);
     assert.equal(r.first_bad_seq, 5);
     assert.equal(r.problems[0]?.kind, 'content_changed');
     assert.ok(r.problems.some((p) => p.kind === 'checkpoint_mismatch'));
@@ -273,7 +286,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       await sql`UPDATE audit_chain SET event_id = ${ids[2]} WHERE event_id = ${ids[3]}`.execute(t.db);
       await sql`UPDATE audit_chain SET event_id = ${ids[3]} WHERE event_id = ${tmp}`.execute(t.db);
     });
-    const r = await verifyChain(t.db, org);
+    const r = await verify(t.db, org);
     assert.equal(r.first_bad_seq, 3);
     const kinds = r.problems.filter((p) => p.seq === 3).map((p) => p.kind);
     assert.ok(kinds.includes('content_changed') || kinds.includes('chain_hash_mismatch'), kinds.join());
@@ -285,7 +298,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       sql`UPDATE audit_events a SET occurred_at = b.occurred_at FROM audit_events b
         WHERE (a.id, b.id) IN ((${ids[6]}, ${ids[7]}), (${ids[7]}, ${ids[6]}))`.execute(t.db),
     );
-    const r = await verifyChain(t.db, org);
+    const r = await verify(t.db, org);
     assert.equal(r.first_bad_seq, 7);
   });
 
@@ -299,9 +312,9 @@ describe('audit chain: tampering is detected with the right sequence number', ()
       );
       await sql`DELETE FROM audit_chain WHERE chain_id = ${org} AND seq > 7`.execute(t.db);
     });
-    const without = await verifyChain(t.db, org);
+    const without = await verify(t.db, org);
     assert.equal(without.ok, true, 'a clean cut is invisible without a checkpoint kept outside');
-    const r = await verifyChain(t.db, org, { checkpointFile: file });
+    const r = await verify(t.db, org, { checkpointFile: file });
     assert.equal(r.ok, false);
     assert.equal(r.first_bad_seq, 8);
     assert.equal(r.problems[0]?.kind, 'truncated');
@@ -313,12 +326,12 @@ describe('audit chain: tampering is detected with the right sequence number', ()
     const cp = file.checkpoints.find((c) => c.chain_id === org);
     assert.ok(cp);
     cp.chain_hash = 'b'.repeat(64);
-    const r = await verifyChain(t.db, org, { checkpointFile: file });
+    const r = await verify(t.db, org, { checkpointFile: file });
     assert.equal(r.problems[0]?.kind, 'bad_signature');
     await tamper(() =>
       sql`UPDATE audit_checkpoints SET chain_hash = ${'d'.repeat(64)} WHERE chain_id = ${org}`.execute(t.db),
     );
-    const r2 = await verifyChain(t.db, org);
+    const r2 = await verify(t.db, org);
     assert.equal(r2.ok, false);
     assert.equal(r2.first_bad_seq, 5);
   });
@@ -327,12 +340,114 @@ describe('audit chain: tampering is detected with the right sequence number', ()
     const org = (await createOrg(t.db, { name: 'Stalled', baseCurrency: 'EUR' })).id;
     const clock = new TestClock();
     clock.set(new Date(Date.now() + 2 * MINUTE).toISOString());
-    const r = await verifyChain(t.db, org, { clock });
+    const r = await verify(t.db, org, { clock });
     assert.equal(r.ok, false);
     assert.equal(r.unsealed_overdue, 1);
     assert.equal(r.problems[0]?.kind, 'unsealed');
     assert.equal(r.first_bad_seq, 1);
-    const fresh = await verifyChain(t.db, org);
+    const fresh = await verify(t.db, org);
     assert.equal(fresh.ok, true, 'a young unsealed event is not a problem');
+  });
+});
+
+describe('audit chain: the v2 content hash (computed by the database on insert)', () => {
+  /** Events whose columns hold what could confuse an encoding: delimiters, quotes, NULL spelled out, empty strings. */
+  const HOSTILE: { actorId: string | undefined; userAgent: string; details: Record<string, unknown> }[] = [
+    { actorId: 'NULL', userAgent: '', details: { a: 'x,y', b: '{"q": "\\\\"}', c: null } },
+    { actorId: undefined, userAgent: 'NULL', details: { a: 'x', 'b,c': [1, 2.5, 'ü€😀'] } },
+    { actorId: '', userAgent: ' spaced\ttabs\nnew line ', details: { null: 'NULL', z: { y: { x: true } } } },
+    { actorId: 'a"b\\c{d}e', userAgent: '{}', details: {} },
+  ];
+
+  async function hostileChain() {
+    const org = (await createOrg(t.db, { name: 'Hostile', baseCurrency: 'EUR' })).id;
+    for (const [i, h] of HOSTILE.entries()) {
+      await inOrg(t.db, org, (tx) =>
+        recordAudit(tx, {
+          orgId: org,
+          actor: h.actorId === undefined ? { kind: 'anonymous' } : { kind: 'user', id: h.actorId },
+          action: 'invoice.created',
+          target: { type: 'invoice', id: `inv_${i}` },
+          outcome: 'success',
+          meta: { requestId: `req_${i}`, ip: '192.0.2.1', userAgent: h.userAgent },
+          details: h.details,
+          occurredAt: new Date(Date.now() + i),
+        }),
+      );
+    }
+    await new AuditSealer(t.db, { keyProvider: kp }).sealAll();
+    return { org, ids: await chainEvents(org) };
+  }
+
+  it('every event written now is hashed by the database (v2) and verifies, whatever its columns hold', async () => {
+    const { org } = await hostileChain();
+    const rows = await sql<{ hash_version: number; content_hash: string | null }>`
+      SELECT hash_version, content_hash FROM audit_events WHERE org_id = ${org}`.execute(t.db);
+    assert.equal(rows.rows.length, HOSTILE.length + 1);
+    for (const r of rows.rows) {
+      assert.equal(r.hash_version, 2);
+      assert.match(r.content_hash ?? '', /^[0-9a-f]{64}$/);
+    }
+    const v = await verify(t.db, org);
+    assert.equal(v.ok, true, JSON.stringify(v.problems));
+  });
+
+  it('a value that only moves between columns, or turns from NULL into the text NULL or empty, is caught', async () => {
+    const edits = [
+      sql`UPDATE audit_events SET actor_id = NULL WHERE actor_id = 'NULL'`,
+      sql`UPDATE audit_events SET actor_id = NULL WHERE actor_id = ''`,
+      sql`UPDATE audit_events SET user_agent = NULL WHERE user_agent = 'NULL'`,
+      sql`UPDATE audit_events SET actor_id = 'NULL' WHERE actor_id IS NULL AND action = 'invoice.created'`,
+      sql`UPDATE audit_events SET request_id = target_id, target_id = request_id WHERE target_id = 'inv_3'`,
+      sql`UPDATE audit_events SET details = '{"a": "x", "b,c": [1, 2.5, "ü€"]}' WHERE target_id = 'inv_1'`,
+      sql`UPDATE audit_events SET occurred_at = occurred_at + interval '1 microsecond' WHERE target_id = 'inv_2'`,
+    ];
+    for (const edit of edits) {
+      const { org } = await hostileChain();
+      await tamper(() => sql`${edit} AND org_id = ${org}`.execute(t.db));
+      const r = await verify(t.db, org);
+      assert.equal(r.ok, false, edit.compile(t.db).sql);
+      assert.equal(r.problems[0]?.kind, 'content_changed', edit.compile(t.db).sql);
+    }
+  });
+
+  it('turning a v2 event into a v1 one is caught; events hashed as v1 before 0015 still verify', async () => {
+    const { org, ids } = await seededChain(6);
+    await tamper(() => sql`UPDATE audit_events SET hash_version = 1 WHERE id = ${ids[2]}`.execute(t.db));
+    const r = await verify(t.db, org);
+    assert.equal(r.first_bad_seq, 3);
+    assert.equal(r.problems[0]?.kind, 'content_changed');
+
+    // A v1 event: hashed in JavaScript by the writer, as before migration 0015.
+    const legacy = (await createOrg(t.db, { name: 'Legacy', baseCurrency: 'EUR' })).id;
+    const e = {
+      id: 'evt_0123456789abcdefghijklmnopqrstuv',
+      org_id: legacy,
+      occurred_at: isoMicros(new Date(Date.now() + 5)),
+      actor_type: 'system',
+      actor_id: null,
+      session_id: null,
+      action: 'invoice.created',
+      target_type: null,
+      target_id: null,
+      outcome: 'success',
+      request_id: null,
+      ip: null,
+      user_agent: null,
+      details: { b: [1, { d: 'x', c: null }], a: 'é' },
+    };
+    await sql`INSERT INTO audit_events (id, org_id, occurred_at, actor_type, action, outcome, details, content_hash)
+      VALUES (${e.id}, ${legacy}, ${e.occurred_at}::timestamptz, 'system', 'invoice.created', 'success',
+        ${JSON.stringify(e.details)}::jsonb, ${auditContentHash(e)})`.execute(t.db);
+    await new AuditSealer(t.db, { keyProvider: kp }).sealAll();
+    const versions = await sql<{
+      v: number;
+    }>`SELECT hash_version AS v FROM audit_events WHERE id = ${e.id}`.execute(t.db);
+    assert.equal(versions.rows[0]?.v, 1);
+    const ok = await verify(t.db, legacy);
+    assert.equal(ok.ok, true, JSON.stringify(ok.problems));
+    await tamper(() => sql`UPDATE audit_events SET details = '{"a": "e"}' WHERE id = ${e.id}`.execute(t.db));
+    const bad = await verify(t.db, legacy);
+    assert.equal(bad.problems[0]?.kind, 'content_changed');
   });
 });

@@ -32,8 +32,10 @@ export interface AuditEventsTable {
   ip: string | null;
   user_agent: string | null;
   details: ColumnType<Record<string, unknown>, string, string>;
-  /** SHA-256 of the canonical encoding (migration 0007); null for older events. */
+  /** SHA-256 of the canonical encoding (migration 0007); set by the database on insert (v2, migration 0015). */
   content_hash: ColumnType<string | null, string | null | undefined, never>;
+  /** 1: JavaScript canonical JSON (0007); 2: the database's length-prefixed encoding (0015). */
+  hash_version: ColumnType<number, number | undefined, never>;
 }
 
 export interface SchemaMigrationsTable {
