@@ -72,7 +72,10 @@ async function verifySpeed(ctx: BenchContext) {
       ev.details?.push(JSON.stringify(e.details));
     }
     // The database computes each content hash on insert (v2), as it does for every writer.
-    const written = await sql<{ id: string; content_hash: string }>`INSERT INTO audit_events (id, org_id, occurred_at,
+    const written = await sql<{
+      id: string;
+      content_hash: string;
+    }>`INSERT INTO audit_events (id, org_id, occurred_at,
         actor_type, actor_id, action, target_type, target_id, outcome, request_id, ip, details)
       SELECT id, ${org.id}, at, 'user', actor, action, 'invoice', target, 'success', request, ip, details::jsonb
       FROM unnest(${ev.id}::text[], ${ev.at}::timestamptz[], ${ev.actor}::text[], ${ev.action}::text[], ${ev.target}::text[],

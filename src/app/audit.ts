@@ -172,4 +172,3 @@ export function auditContentHash(e: CanonicalAuditEvent): string {
     .update(`${head.slice(0, -1)},${canonicalJson(e.details)}]`)
     .digest('hex');
 }
-
