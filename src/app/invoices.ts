@@ -1071,13 +1071,20 @@ async function transition(
     let entry: JournalEntry | null;
     if (action.type === 'void') {
       const from = row.status === 'uncollectible' ? 'uncollectible' : 'open';
-      entry = postInvoiceVoided(
-        ref,
-        row.currency,
-        from,
-        await creditedRemainder(tx, row),
-        row.amount_remaining,
-      );
+      const remainder = await creditedRemainder(tx, row);
+      const uncredited =
+        remainder.tax_exclusive_amount + Object.values(remainder.taxes).reduce((a, b) => a + b, 0n);
+      if (row.amount_remaining > uncredited) {
+        // A credit note went to customer credit while the invoice was paid, and the payment was
+        // unapplied since: voiding now would leave that credit with the customer for an invoice
+        // that no longer exists. Refused plainly (never a 500); applying the credit back first
+        // brings the remainder within what the invoice still carries.
+        throw new DomainError(
+          'invoice_credit_outstanding',
+          'A credit note on this invoice was given to the customer as credit; apply that credit to the invoice (POST /v1/customers/{id}/apply_credit) before voiding it.',
+        );
+      }
+      entry = postInvoiceVoided(ref, row.currency, from, remainder, row.amount_remaining);
     } else {
       entry = postInvoiceUncollectible(ref, row.currency, row.amount_remaining);
     }

@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   'invoice_not_draft',
   'invoice_not_open',
   'invoice_has_payments',
+  'invoice_credit_outstanding',
   'quote_not_draft',
   'quote_not_sent',
   'quote_expired',

@@ -18,6 +18,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   idempotency_key_reused: 409,
   invoice_not_draft: 409,
   invoice_not_open: 409,
+  invoice_credit_outstanding: 409,
   invoice_has_payments: 409,
   quote_not_draft: 409,
   quote_not_sent: 409,
