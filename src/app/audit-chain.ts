@@ -574,17 +574,23 @@ function recomputeContent(r: VerifyRow): string | null {
  * Runs fn with a second transaction on its own connection that sees exactly the snapshot of
  * `tx` (pg_export_snapshot, SET TRANSACTION SNAPSHOT), read-only and scoped like it, so one
  * verification can read with two database backends at once and still see one point in time.
+ * Returns false, without running fn, when the pool has no second connection to give within a
+ * moment (a pool of one, or a busy server): the caller then reads on its own.
  */
-async function withSnapshotTwin<T>(
+async function withSnapshotTwin(
   db: Db,
   tx: Tx,
   orgId: string | null,
-  fn: (twin: Tx) => Promise<T>,
-): Promise<T> {
+  fn: (twin: Tx) => Promise<void>,
+): Promise<boolean> {
   const snap = await sql<{ id: string }>`SELECT pg_export_snapshot() AS id`.execute(tx);
   const id = snap.rows[0]?.id ?? '';
   if (!/^[0-9A-F]+-[0-9A-F]+-[0-9]+$/i.test(id)) throw new Error('unexpected snapshot id');
-  return db.connection().execute(async (conn) => {
+  let started = false;
+  let abandoned = false;
+  const run = db.connection().execute(async (conn) => {
+    if (abandoned) return false;
+    started = true;
     await sql`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`.execute(conn);
     try {
       await sql.raw(`SET TRANSACTION SNAPSHOT '${id}'`).execute(conn);
@@ -592,11 +598,26 @@ async function withSnapshotTwin<T>(
         conn,
       );
       if (orgId === null) await sql`SELECT set_config('app.audit_scope', 'platform', true)`.execute(conn);
-      return await fn(conn as unknown as Tx);
+      await fn(conn as unknown as Tx);
+      return true;
     } finally {
       await sql`ROLLBACK`.execute(conn);
     }
   });
+  let timer: NodeJS.Timeout | undefined;
+  const waited = await Promise.race([
+    run,
+    new Promise<'busy'>((resolve) => {
+      timer = setTimeout(() => resolve('busy'), 250);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (waited === 'busy' && !started) {
+    abandoned = true;
+    run.catch(() => undefined); // a connection that comes later is handed straight back
+    return false;
+  }
+  return run;
 }
 
 /**
@@ -767,8 +788,10 @@ export async function verifyChain(
         FROM audit_chain WHERE chain_id = ${chainId}`.execute(tx);
       const count = Number(extent.rows[0]?.n ?? 0);
       const maxSeq = Number(extent.rows[0]?.max ?? 0);
-      if (count > 2 * pageSize && maxSeq <= count + pageSize) {
-        await withSnapshotTwin(db, tx, orgId, async (twin) => {
+      const twinRead =
+        count > 2 * pageSize &&
+        maxSeq <= count + pageSize &&
+        (await withSnapshotTwin(db, tx, orgId, async (twin) => {
           const pages = Math.ceil(maxSeq / pageSize);
           const fetch = (k: number) =>
             pageSql(sql`AND c.seq > ${k * pageSize} AND c.seq <= ${(k + 1) * pageSize}`).execute(
@@ -780,8 +803,8 @@ export async function verifyChain(
             if (k + 2 < pages) inFlight[k % 2] = fetch(k + 2);
             for (const r of page?.rows ?? []) check(r);
           }
-        });
-      } else {
+        }));
+      if (!twinRead) {
         const fetchPage = (from: number) => pageSql(sql`AND c.seq > ${from}`, pageSize).execute(tx);
         let next = fetchPage(0);
         for (;;) {

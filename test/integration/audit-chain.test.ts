@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { inOrg, inTransaction } from '../../src/adapters/db/index.js';
+import { connect, inOrg, inTransaction } from '../../src/adapters/db/index.js';
 import { auditContentHash, isoMicros, recordAudit } from '../../src/app/audit.js';
 import {
   AuditSealer,
@@ -96,6 +96,18 @@ describe('audit chain: sealing', () => {
     const missing = await sql<{ n: number }>`SELECT count(*)::int AS n FROM audit_events
       WHERE org_id = ${org} AND content_hash IS NULL`.execute(t.db);
     assert.equal(missing.rows[0]?.n, 0);
+  });
+
+  it('a pool of one connection still verifies a long chain (it reads on its one backend)', async () => {
+    const { org } = await seededChain(12);
+    const one = connect(t.url, 1);
+    try {
+      const r = await verifyChain(one.db, org, { pageSize: 2, clock: new TestClock(START) });
+      assert.equal(r.ok, true, JSON.stringify(r.problems));
+      assert.equal(r.sealed, 12);
+    } finally {
+      await one.db.destroy();
+    }
   });
 
   it('org-less events get their own platform chain', async () => {

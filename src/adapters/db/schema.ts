@@ -34,7 +34,7 @@ export interface AuditEventsTable {
   details: ColumnType<Record<string, unknown>, string, string>;
   /** SHA-256 of the canonical encoding (migration 0007); set by the database on insert (v2, migration 0015). */
   content_hash: ColumnType<string | null, string | null | undefined, never>;
-  /** 1: JavaScript canonical JSON (0007); 2: the database's length-prefixed encoding (0015). */
+  /** 1: JavaScript canonical JSON (0007); 2: the database's text of one array of the columns (0015). */
   hash_version: ColumnType<number, number | undefined, never>;
 }
 
