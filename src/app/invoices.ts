@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { type Selectable, sql } from 'kysely';
 import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
 import { inOrg, type Tx } from '../adapters/db/index.js';
@@ -37,7 +39,7 @@ import { recordDenied } from './denials.js';
 import { entryRows, postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 import { decryptOrNull } from './shredded.js';
-import { emitEvent, invoiceObject } from './webhooks.js';
+import { deliveriesInsert, emitEvent, invoiceObject, webhookEvent } from './webhooks.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
 type LineRow = Selectable<InvoiceLinesTable>;
@@ -989,7 +991,23 @@ async function finalizeDraft(
   // to commit only; the database renders the number from the pattern split around the sequence.
   const t = numberTemplate(prepared.pattern, prepared.issue_date);
   const seq = sql<string>`seq.last_value::text`;
+  const numberSql = sql<string>`${t.prefix}::text || CASE WHEN length(${seq}) >= ${t.width}::int THEN ${seq}
+        ELSE lpad(${seq}, ${t.width}::int, '0') END || ${t.suffix}::text`;
   const now = deps.clock.now();
+  // The invoice.finalized webhook event is queued by the same statement, so the counter's lock
+  // is not held across one more round trip: its object is known now but for the number, which
+  // the statement renders into it (in place of a one-off token); checked against the row below.
+  const token = `bv_number_${randomBytes(12).toString('hex')}`;
+  const expected = invoiceObject({
+    ...row,
+    ...totalsColumns(prepared.totals),
+    status: prepared.state.status,
+    amount_remaining: prepared.state.amount_remaining,
+    issue_date: prepared.issue_date,
+    due_date: prepared.due_date,
+    number: token,
+  });
+  const event = webhookEvent('invoice.finalized', expected, now);
   const { sequence, ...finalized } = await tx
     .with('seq', (db) =>
       db
@@ -1002,14 +1020,25 @@ async function finalizeDraft(
         )
         .returning('last_value'),
     )
+    .with(
+      'wh',
+      () =>
+        sql<{ id: string }>`(${deliveriesInsert(
+          row.org_id,
+          'invoice.finalized',
+          event.id,
+          sql`replace(${event.payload}, ${JSON.stringify(token)}, to_jsonb(${numberSql})::text)`,
+          now,
+          sql`CROSS JOIN seq`,
+        )})`,
+    )
     .updateTable('invoices')
     .from('seq')
     .set({
       ...totalsColumns(prepared.totals),
       status: prepared.state.status,
       amount_remaining: prepared.state.amount_remaining,
-      number: sql<string>`${t.prefix}::text || CASE WHEN length(${seq}) >= ${t.width}::int THEN ${seq}
-        ELSE lpad(${seq}, ${t.width}::int, '0') END || ${t.suffix}::text`,
+      number: numberSql,
       issue_date: prepared.issue_date,
       due_date: prepared.due_date,
       seller_snapshot: JSON.stringify(seller),
@@ -1033,7 +1062,8 @@ async function finalizeDraft(
   // The domain's rendering is the reference: anything else rolls the whole finalisation back.
   if (finalized.number !== numberPrepared(prepared, sequence))
     throw new Error('document number rendering differs');
-  await emitEvent(tx, row.org_id, 'invoice.finalized', invoiceObject(finalized), now);
+  if (!isDeepStrictEqual(invoiceObject(finalized), { ...expected, number: finalized.number }))
+    throw new Error('invoice.finalized event differs from the finalised invoice');
   if (finalized.status === 'paid')
     await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject(finalized), now);
   return view(deps, tx, ctx, finalized, lines);

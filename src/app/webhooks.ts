@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { type Selectable, sql } from 'kysely';
+import { type RawBuilder, type Selectable, sql } from 'kysely';
 import { webhookEndpointsCrypto } from '../adapters/crypto/encrypted-tables.js';
 import { inOrg, type Tx } from '../adapters/db/index.js';
 import type { WebhookDeliveriesTable, WebhookEndpointsTable } from '../adapters/db/schema-webhooks.js';
@@ -192,21 +192,40 @@ export async function emitEvent(
   object: Record<string, unknown>,
   now: Date,
 ): Promise<string> {
-  const eventId = newId('event');
-  const payload = JSON.stringify({
-    id: eventId,
-    type,
-    created: Math.floor(now.getTime() / 1000),
-    data: { object },
-  });
-  await sql`INSERT INTO webhook_deliveries
+  const event = webhookEvent(type, object, now);
+  await deliveriesInsert(orgId, type, event.id, sql`${event.payload}`, now).execute(tx);
+  return event.id;
+}
+
+/** An event's id and signed-over payload text (what every endpoint receives). */
+export function webhookEvent(type: WebhookEventType, object: Record<string, unknown>, now: Date) {
+  const id = newId('event');
+  return {
+    id,
+    payload: JSON.stringify({ id, type, created: Math.floor(now.getTime() / 1000), data: { object } }),
+  };
+}
+
+/**
+ * The INSERT … SELECT that queues one delivery of an event per enabled endpoint subscribed to its
+ * type (ids made in SQL). `payloadSql` is its text: a value, or an expression over a CTE when the
+ * statement also computes part of the object (finalisation renders the number in SQL).
+ */
+export function deliveriesInsert<R = unknown>(
+  orgId: string,
+  type: WebhookEventType,
+  eventId: string,
+  payloadSql: RawBuilder<unknown>,
+  now: Date,
+  from: RawBuilder<unknown> = sql``,
+): RawBuilder<R> {
+  return sql<R>`INSERT INTO webhook_deliveries
       (org_id, id, endpoint_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
-    SELECT e.org_id, billvault_new_id('whd'), e.id, ${eventId}, ${type}, ${payload},
+    SELECT e.org_id, billvault_new_id('whd'), e.id, ${eventId}, ${type}, ${payloadSql},
            'pending', 0, ${now}, ${now}, ${now}
-    FROM webhook_endpoints e
+    FROM webhook_endpoints e ${from}
     WHERE e.org_id = ${orgId} AND e.enabled
-      AND (${type} = ANY (e.enabled_events) OR '*' = ANY (e.enabled_events))`.execute(tx);
-  return eventId;
+      AND (${type} = ANY (e.enabled_events) OR '*' = ANY (e.enabled_events))`;
 }
 
 // ---------------------------------------------------------------------------------------------
