@@ -38,6 +38,7 @@ import {
 import { recordDenied } from './denials.js';
 import { entryRows, postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
+import { creditPosition } from './payments.js';
 import { decryptOrNull } from './shredded.js';
 import { deliveriesInsert, emitEvent, invoiceObject, webhookEvent } from './webhooks.js';
 
@@ -1106,13 +1107,23 @@ async function transition(
         remainder.tax_exclusive_amount + Object.values(remainder.taxes).reduce((a, b) => a + b, 0n);
       if (row.amount_remaining > uncredited) {
         // A credit note went to customer credit while the invoice was paid, and the payment was
-        // unapplied since: voiding now would leave that credit with the customer for an invoice
-        // that no longer exists. Refused plainly (never a 500); applying the credit back first
-        // brings the remainder within what the invoice still carries.
-        throw new DomainError(
-          'invoice_credit_outstanding',
-          'A credit note on this invoice was given to the customer as credit; apply that credit to the invoice (POST /v1/customers/{id}/apply_credit) before voiding it.',
-        );
+        // unapplied since: the void takes that credit back, if the customer still holds it (not
+        // spent on another invoice, nor refunded). The customer is locked first, as every use of
+        // customer credit does, so the credit cannot be spent twice meanwhile.
+        const back = row.amount_remaining - uncredited;
+        await tx
+          .selectFrom('customers')
+          .select('id')
+          .where('id', '=', row.customer_id)
+          .forNoKeyUpdate()
+          .execute();
+        const credit = await creditPosition(tx, row.customer_id, row.currency);
+        if (credit.other < back) {
+          throw new DomainError(
+            'invoice_credit_outstanding',
+            `Voiding takes back the ${back} of customer credit this invoice's credit notes gave, and the customer holds only ${credit.other > 0n ? credit.other : 0n} of it; apply credit to the invoice or record the payment again before voiding it.`,
+          );
+        }
       }
       entry = postInvoiceVoided(ref, row.currency, from, remainder, row.amount_remaining);
     } else {

@@ -175,7 +175,10 @@ export interface RevenueRemainder {
 /**
  * Void: reverses the revenue and tax not yet credited. The open remainder leaves AR (or, for an
  * uncollectible invoice, the written-off amount leaves bad debt); any rest was prepaid or already
- * credited to the customer and goes back to customer credit.
+ * credited to the customer and goes back to customer credit. When the remainder is larger than
+ * what is left to reverse (a credit note went to customer credit while the invoice was paid, and
+ * the payment was unapplied since), the difference is taken back from customer credit: the
+ * caller checks that the customer still holds that much.
  */
 export function postInvoiceVoided(
   ref: InvoiceRef,
@@ -186,8 +189,11 @@ export function postInvoiceVoided(
 ): JournalEntry | null {
   const reversed =
     remainder.tax_exclusive_amount + Object.values(remainder.taxes).reduce((a, b) => a + b, 0n);
-  if (amountRemaining > reversed)
-    throw invalid('Amount remaining exceeds what the invoice still carries', 'amount');
+  const credit: Side = {
+    account: 'customer_credit',
+    customer: ref.customer,
+    amount: reversed >= amountRemaining ? reversed - amountRemaining : amountRemaining - reversed,
+  };
   const settled: Side =
     from === 'open'
       ? {
@@ -201,8 +207,12 @@ export function postInvoiceVoided(
     'invoice_voided',
     currency,
     ref.invoice,
-    [{ account: 'revenue', amount: remainder.tax_exclusive_amount }, ...taxSides(remainder.taxes)],
-    [settled, { account: 'customer_credit', customer: ref.customer, amount: reversed - amountRemaining }],
+    [
+      { account: 'revenue', amount: remainder.tax_exclusive_amount },
+      ...taxSides(remainder.taxes),
+      ...(reversed < amountRemaining ? [credit] : []),
+    ],
+    [settled, ...(reversed >= amountRemaining ? [credit] : [])],
   );
 }
 

@@ -202,6 +202,20 @@ describe('journal entries', () => {
       ).at(-1),
       'bad_debt Cr 17250',
     );
+    // a remainder above what is left to reverse (credit already given to the customer) takes
+    // the difference back from customer credit
+    assert.deepEqual(
+      amounts(
+        postInvoiceVoided(REF, 'EUR', 'open', { tax_exclusive_amount: 15000n, taxes: left.taxes }, 17350n),
+      ),
+      [
+        'revenue Dr 15000',
+        'tax_payable[S:20] Dr 2000',
+        'tax_payable[S:5] Dr 250',
+        'customer_credit Dr 100',
+        'accounts_receivable Cr 17350',
+      ],
+    );
   });
 
   it('FX settlement books the realised gain or loss', () => {
