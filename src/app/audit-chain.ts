@@ -11,7 +11,7 @@ import {
 import { type RawBuilder, sql } from 'kysely';
 import type { KeyProvider } from '../adapters/crypto/key-provider.js';
 import type { Db } from '../adapters/db/database.js';
-import { APP_ROLE, inOrg, inTransaction, type Tx } from '../adapters/db/tx.js';
+import { inOrg, inTransaction, scopeTransaction, type Tx } from '../adapters/db/tx.js';
 import { auditContentHash, type CanonicalAuditEvent, canonicalJson, isoMicros } from './audit.js';
 import { authorize } from './authz.js';
 import type { Ctx } from './context.js';
@@ -65,9 +65,14 @@ export function inChain<T>(
   isolation: 'read committed' | 'repeatable read' = 'read committed',
 ): Promise<T> {
   return inTransaction(db, { orgId, isolation }, async (tx) => {
-    if (orgId === null) await sql`SELECT set_config('app.audit_scope', 'platform', true)`.execute(tx);
+    await scopeChain(tx, orgId);
     return fn(tx);
   });
+}
+
+/** Lets the transaction see the platform chain when it is the one asked for (org chains: RLS by org). */
+async function scopeChain(tx: Tx, orgId: string | null): Promise<void> {
+  if (orgId === null) await sql`SELECT set_config('app.audit_scope', 'platform', true)`.execute(tx);
 }
 
 const orgMatch = (orgId: string | null) =>
@@ -594,11 +599,10 @@ async function withSnapshotTwin(
     await sql`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`.execute(conn);
     try {
       await sql.raw(`SET TRANSACTION SNAPSHOT '${id}'`).execute(conn);
-      await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
-        conn,
-      );
-      if (orgId === null) await sql`SELECT set_config('app.audit_scope', 'platform', true)`.execute(conn);
-      await fn(conn as unknown as Tx);
+      const twin = conn as unknown as Tx;
+      await scopeTransaction(twin, orgId);
+      await scopeChain(twin, orgId);
+      await fn(twin);
       return true;
     } finally {
       await sql`ROLLBACK`.execute(conn);

@@ -47,6 +47,14 @@ export function isRetryable(e: unknown): boolean {
   return code !== undefined && RETRYABLE.has(code);
 }
 
+/** Makes the open transaction run as the application role, scoped to one org ('' for none). */
+export async function scopeTransaction(tx: Tx, orgId: string | null): Promise<void> {
+  await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
+    tx,
+  );
+  noteTxOrgScope(tx, orgId);
+}
+
 /**
  * Runs fn in a transaction as the application role, scoped to one org (`SET LOCAL ROLE`,
  * `app.org_id`), retrying the whole function with jittered backoff on serialization
@@ -60,10 +68,7 @@ export async function inTransaction<T>(db: Db, opts: TxOptions, fn: (tx: Tx) => 
         .transaction()
         .setIsolationLevel(opts.isolation ?? 'read committed')
         .execute(async (tx) => {
-          await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${opts.orgId ?? ''}, true)`.execute(
-            tx,
-          );
-          noteTxOrgScope(tx, opts.orgId ?? null);
+          await scopeTransaction(tx, opts.orgId ?? null);
           return fn(tx);
         });
     } catch (e) {
