@@ -21,7 +21,12 @@ import {
   type InvoiceState,
   type InvoiceStatus,
 } from '../domain/invoice-transitions.js';
-import { type JournalEntry, postInvoiceUncollectible, postInvoiceVoided } from '../domain/ledger.js';
+import {
+  type JournalEntry,
+  postInvoiceUncollectible,
+  postInvoiceVoided,
+  remainderTotal,
+} from '../domain/ledger.js';
 import { assertCurrency, type RoundingMode } from '../domain/money.js';
 import { numberTemplate } from '../domain/numbering.js';
 import { can } from '../domain/permissions.js';
@@ -1103,8 +1108,7 @@ async function transition(
     if (action.type === 'void') {
       const from = row.status === 'uncollectible' ? 'uncollectible' : 'open';
       const remainder = await creditedRemainder(tx, row);
-      const uncredited =
-        remainder.tax_exclusive_amount + Object.values(remainder.taxes).reduce((a, b) => a + b, 0n);
+      const uncredited = remainderTotal(remainder);
       if (row.amount_remaining > uncredited) {
         // A credit note went to customer credit while the invoice was paid, and the payment was
         // unapplied since: the void takes that credit back, if the customer still holds it (not

@@ -172,6 +172,11 @@ export interface RevenueRemainder {
   readonly taxes: Readonly<Record<string, bigint>>;
 }
 
+/** Revenue plus tax of an invoice not yet credited: what a void reverses. */
+export function remainderTotal(remainder: RevenueRemainder): bigint {
+  return remainder.tax_exclusive_amount + Object.values(remainder.taxes).reduce((a, b) => a + b, 0n);
+}
+
 /**
  * Void: reverses the revenue and tax not yet credited. The open remainder leaves AR (or, for an
  * uncollectible invoice, the written-off amount leaves bad debt); any rest was prepaid or already
@@ -187,8 +192,7 @@ export function postInvoiceVoided(
   remainder: RevenueRemainder,
   amountRemaining: bigint,
 ): JournalEntry | null {
-  const reversed =
-    remainder.tax_exclusive_amount + Object.values(remainder.taxes).reduce((a, b) => a + b, 0n);
+  const reversed = remainderTotal(remainder);
   const credit: Side = {
     account: 'customer_credit',
     customer: ref.customer,
