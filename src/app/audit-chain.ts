@@ -11,7 +11,8 @@ import {
 import { type RawBuilder, sql } from 'kysely';
 import type { KeyProvider } from '../adapters/crypto/key-provider.js';
 import type { Db } from '../adapters/db/database.js';
-import { inOrg, inTransaction, scopeTransaction, type Tx } from '../adapters/db/tx.js';
+import { withReadSnapshot } from '../adapters/db/snapshot.js';
+import { type DbOrTx, inOrg, inTransaction, scopeTransaction, type Tx } from '../adapters/db/tx.js';
 import { auditContentHash, type CanonicalAuditEvent, canonicalJson, isoMicros } from './audit.js';
 import { authorize } from './authz.js';
 import type { Ctx } from './context.js';
@@ -71,7 +72,7 @@ export function inChain<T>(
 }
 
 /** Lets the transaction see the platform chain when it is the one asked for (org chains: RLS by org). */
-async function scopeChain(tx: Tx, orgId: string | null): Promise<void> {
+async function scopeChain(tx: DbOrTx, orgId: string | null): Promise<void> {
   if (orgId === null) await sql`SELECT set_config('app.audit_scope', 'platform', true)`.execute(tx);
 }
 
@@ -539,23 +540,9 @@ export interface VerifyOptions {
   maxProblems?: number;
 }
 
-interface VerifyRow {
-  seq: string;
-  event_id: string;
-  c_content: string;
-  prev_hash: string;
-  chain_hash: string;
-  /** What the database found without hashing: the event is gone, in another chain, or stores another hash. */
-  state: 'missing' | 'wrong_chain' | 'stored_hash_differs' | null;
-  /** A v2 row's encoding (migration 0015), as the database prints it from the row as it is now. */
-  v2_text: string | null;
-  /** A v1 row's columns (its details parsed), for the JavaScript canonical encoding. */
-  v1: CanonicalAuditEvent | null;
-}
-
 /**
  * The text a v2 content hash covers (migration 0015), printed by the database from the row
- * aliased e as it is now: the same expression as the insert trigger's. Every function is
+ * aliased e as it is now: the same expression as 0015's insert trigger. Every function is
  * schema-qualified, so nothing a database role can create in another schema stands in for one.
  */
 export const AUDIT_V2_TEXT = sql<string>`ARRAY['billvault/audit-event/v2', e.id, e.org_id,
@@ -569,65 +556,286 @@ const V1_COLUMNS_SQL = sql`pg_catalog.jsonb_build_object('id', e.id, 'org_id', e
   'target_type', e.target_type, 'target_id', e.target_id, 'outcome', e.outcome, 'request_id', e.request_id,
   'ip', e.ip, 'user_agent', e.user_agent, 'details', e.details)`;
 
-/** The content hash of a row as it is now, by its own version's encoding; hashed here, never by the database. */
-function recomputeContent(r: VerifyRow): string | null {
-  if (r.v2_text !== null) return hash('sha256', r.v2_text, 'hex');
-  return r.v1 ? auditContentHash(r.v1) : null;
-}
+/**
+ * The fields verification reads per chain row, by binary COPY. Fields 8–22 are the v3 encoding
+ * (migration 0016) exactly: binary COPY sends each as a 4-byte length (-1 for NULL) and its
+ * bytes, which is how 0016 defines field(), so a v3 event is hashed as one slice of what arrives.
+ * v2 and v1 events (written before 0016) come with their own encoding's text in field 7.
+ */
+const VERIFY_FIELDS = 23;
+const V3_FIRST = 8;
+const V3_LAST = 22;
+const VERIFY_SELECT = `c.seq, c.event_id, c.content_hash, c.prev_hash, c.chain_hash,
+  CASE WHEN e.id IS NULL THEN 'missing'
+       WHEN e.org_id IS DISTINCT FROM NULLIF(pg_catalog.current_setting('app.org_id'), '') THEN 'wrong_chain'
+       WHEN e.content_hash IS NOT NULL AND e.content_hash <> c.content_hash THEN 'stored_hash_differs'
+  END,
+  e.hash_version,
+  CASE WHEN e.hash_version = 2 THEN %V2% WHEN e.hash_version = 1 THEN (%V1%)::text END,
+  'billvault/audit-event/v3'::text, e.id, e.org_id, e.occurred_at, e.actor_type, e.actor_id,
+  e.session_id, e.action, e.target_type, e.target_id, e.outcome, e.request_id, e.ip, e.user_agent,
+  e.details::text`;
+
+/** Binary COPY's 11-byte signature. */
+const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
 /**
- * Runs fn with a second transaction on its own connection that sees exactly the snapshot of
- * `tx` (pg_export_snapshot, SET TRANSACTION SNAPSHOT), read-only and scoped like it, so one
- * verification can read with two database backends at once and still see one point in time.
- * Returns false, without running fn, when the pool has no second connection to give within a
- * moment (a pool of one, or a busy server): the caller then reads on its own.
+ * The COPY statement for one read of the chain: the rows with after < seq (≤ until), in seq
+ * order, at most limit. COPY takes no bind parameters: the chain and org come from the
+ * transaction's settings (set with parameters), and the bounds are integers checked here.
  */
-async function withSnapshotTwin(
-  db: Db,
-  tx: Tx,
-  orgId: string | null,
-  fn: (twin: Tx) => Promise<void>,
-): Promise<boolean> {
-  const snap = await sql<{ id: string }>`SELECT pg_export_snapshot() AS id`.execute(tx);
-  const id = snap.rows[0]?.id ?? '';
-  if (!/^[0-9A-F]+-[0-9A-F]+-[0-9]+$/i.test(id)) throw new Error('unexpected snapshot id');
-  let started = false;
-  let abandoned = false;
-  const run = db.connection().execute(async (conn) => {
-    if (abandoned) return false;
-    started = true;
-    await sql`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`.execute(conn);
-    try {
-      await sql.raw(`SET TRANSACTION SNAPSHOT '${id}'`).execute(conn);
-      const twin = conn as unknown as Tx;
-      await scopeTransaction(twin, orgId);
-      await scopeChain(twin, orgId);
-      await fn(twin);
-      return true;
-    } finally {
-      await sql`ROLLBACK`.execute(conn);
-    }
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const waited = await Promise.race([
-    run,
-    new Promise<'busy'>((resolve) => {
-      timer = setTimeout(() => resolve('busy'), 250);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (waited === 'busy' && !started) {
-    abandoned = true;
-    run.catch(() => undefined); // a connection that comes later is handed straight back
-    return false;
+function verifyCopySql(db: Db, after: number, until: number | null, limit: number | null): string {
+  for (const n of [after, until ?? 0, limit ?? 0]) {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error('verify: bad page bound');
   }
-  return run;
+  const plain = (q: RawBuilder<unknown>) => {
+    const c = q.compile(db);
+    if (c.parameters.length) throw new Error('verify: expression has parameters');
+    return c.sql;
+  };
+  const select = VERIFY_SELECT.replace('%V2%', plain(AUDIT_V2_TEXT)).replace('%V1%', plain(V1_COLUMNS_SQL));
+  return `COPY (SELECT ${select}
+    FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id
+    WHERE c.chain_id = pg_catalog.current_setting('app.verify_chain') AND c.seq > ${after}
+      ${until === null ? '' : `AND c.seq <= ${until}`}
+    ORDER BY c.seq ${limit === null ? '' : `LIMIT ${limit}`}) TO STDOUT (FORMAT binary)`;
+}
+
+const HEX_SHA256 = 64;
+
+/**
+ * Checks a chain as binary COPY results of VERIFY_SELECT arrive, in seq order: each event
+ * hashed as it is now by its own version's encoding, every link, every chain hash, and the
+ * checkpoints expected at a seq. The hot path compares bytes in place (hashes are hex text in
+ * the rows), so a million rows make few objects; strings are made only for what is reported.
+ */
+class ChainWalker {
+  expected = 1;
+  sealed = 0;
+  last = 0;
+  /** Rows whose event exists and belongs to this chain's org. */
+  present = 0;
+  /** The stored chain hash of the last row read (hex bytes). */
+  private prev = Buffer.from(GENESIS_HASH, 'latin1');
+  private prevLen = HEX_SHA256;
+  /** "billvault/audit-chain/v1|<chain>|" then, per row, the rest of chainHash's input. */
+  private input: Buffer;
+  private readonly prefixLen: number;
+  private readonly start = new Int32Array(VERIFY_FIELDS);
+  private readonly size = new Int32Array(VERIFY_FIELDS);
+
+  constructor(
+    chainId: string,
+    private readonly expect: Map<number, { hash: string; source: string }[]>,
+    private readonly report: (p: Problem) => void,
+  ) {
+    const prefix = Buffer.from(`billvault/audit-chain/v1|${chainId}|`, 'utf8');
+    this.prefixLen = prefix.length;
+    this.input = Buffer.alloc(prefix.length + 512);
+    prefix.copy(this.input);
+  }
+
+  /** The stored chain hash of the last row read. */
+  head(): string {
+    return this.prev.toString('latin1', 0, this.prevLen);
+  }
+
+  /** True when the hex digest equals field i of buf. (Loops: Buffer's own compare and copy cost
+   * more in call overhead than these 64 bytes take.) */
+  private same(buf: Buffer, i: number, digestHex: string): boolean {
+    if (this.size[i] !== HEX_SHA256) return false;
+    const at = this.start[i] as number;
+    for (let k = 0; k < HEX_SHA256; k++) if (buf[at + k] !== digestHex.charCodeAt(k)) return false;
+    return true;
+  }
+
+  private text(buf: Buffer, i: number): string | null {
+    const n = this.size[i] as number;
+    const at = this.start[i] as number;
+    return n < 0 ? null : buf.toString('utf8', at, at + n);
+  }
+
+  /** The content hash of the row's event as it is now, by its version's encoding (null: none). */
+  private contentNow(buf: Buffer): string | null {
+    const { start, size } = this;
+    const version = size[6] === 2 ? buf.readInt16BE(start[6] as number) : null;
+    if (version === 3) {
+      const end = (start[V3_LAST] as number) + Math.max(0, size[V3_LAST] as number);
+      return hash('sha256', buf.subarray((start[V3_FIRST] as number) - 4, end), 'hex');
+    }
+    const legacy = start[7] as number;
+    if ((size[7] as number) < 0) return null;
+    if (version === 2) return hash('sha256', buf.subarray(legacy, legacy + (size[7] as number)), 'hex');
+    if (version === 1)
+      return auditContentHash(JSON.parse(this.text(buf, 7) as string) as CanonicalAuditEvent);
+    return null;
+  }
+
+  /** chainHash() of the row: its input built from the fields' bytes in place. */
+  private chainHashOf(buf: Buffer, seq: number): string {
+    const { start, size } = this;
+    let need = this.prefixLen + 20;
+    for (let i = 1; i <= 3; i++) need += 1 + Math.max(0, size[i] as number);
+    if (need > this.input.length) {
+      const grown = Buffer.alloc(need * 2);
+      this.input.copy(grown, 0, 0, this.prefixLen);
+      this.input = grown;
+    }
+    const input = this.input;
+    let o = this.prefixLen;
+    // seq in decimal
+    let digits = 1;
+    for (let v = seq; v >= 10; v = Math.floor(v / 10)) digits++;
+    for (let k = digits - 1, v = seq; k >= 0; k--, v = Math.floor(v / 10)) input[o + k] = 0x30 + (v % 10);
+    o += digits;
+    // | event id | content hash | prev hash
+    for (let i = 1; i <= 3; i++) {
+      input[o++] = 0x7c;
+      const n = size[i] as number;
+      const from = start[i] as number;
+      for (let k = 0; k < n; k++) input[o + k] = buf[from + k] as number;
+      if (n > 0) o += n;
+    }
+    return hash('sha256', input.subarray(0, o), 'hex');
+  }
+
+  /** True when the row's prev hash is the last row's stored chain hash. */
+  private linksToPrev(buf: Buffer): boolean {
+    if (this.size[3] !== this.prevLen) return false;
+    const at = this.start[3] as number;
+    for (let k = 0; k < this.prevLen; k++) if (buf[at + k] !== this.prev[k]) return false;
+    return true;
+  }
+
+  /**
+   * Reads one COPY result; resolves with how many rows it held. It gives the event loop a turn
+   * every few thousand rows, so the other backend's rows keep streaming in meanwhile: a
+   * backend whose socket is not read stops sending.
+   */
+  async walk(buf: Buffer): Promise<number> {
+    if (buf.length < 19 || !buf.subarray(0, 11).equals(COPY_SIGNATURE))
+      throw new Error('verify: not binary COPY data');
+    const before = this.sealed;
+    for (let o = 19 + buf.readInt32BE(15); o >= 0; ) {
+      o = this.rows(buf, o, 2048);
+      if (o >= 0) await new Promise(setImmediate);
+    }
+    return this.sealed - before;
+  }
+
+  /** Reads up to max rows from offset o; returns where it stopped, or -1 at the trailer. */
+  private rows(buf: Buffer, from: number, max: number): number {
+    const { start, size, report } = this;
+    let o = from;
+    for (let rows = 0; rows < max; rows++) {
+      const n = buf.readInt16BE(o);
+      o += 2;
+      if (n === -1) return -1;
+      if (n !== VERIFY_FIELDS) throw new Error(`verify: ${n} fields in a COPY row`);
+      for (let i = 0; i < VERIFY_FIELDS; i++) {
+        const len = buf.readInt32BE(o);
+        o += 4;
+        start[i] = o;
+        size[i] = len;
+        if (len > 0) o += len;
+      }
+      if (o > buf.length || size[0] !== 8) throw new Error('verify: truncated COPY row');
+      const seq = buf.readUInt32BE(start[0] as number) * 2 ** 32 + buf.readUInt32BE((start[0] as number) + 4);
+      this.sealed++;
+      if (seq !== this.expected) {
+        const expected = this.expected;
+        report({
+          seq: expected,
+          kind: 'gap',
+          message:
+            seq > expected
+              ? `seq ${expected}${seq - 1 > expected ? `..${seq - 1}` : ''} missing from the chain`
+              : `seq ${seq} out of order`,
+        });
+      }
+      const state = (size[5] as number) < 0 ? null : this.text(buf, 5);
+      if (state === 'missing') {
+        report({
+          seq,
+          kind: 'event_missing',
+          message: `the event sealed at seq ${seq} is missing`,
+          event_id: this.text(buf, 1) ?? '',
+        });
+      } else if (state === 'wrong_chain') {
+        report({
+          seq,
+          kind: 'wrong_chain',
+          message: `the event at seq ${seq} belongs to another chain`,
+          event_id: this.text(buf, 1) ?? '',
+        });
+      } else {
+        this.present++;
+        // the row as it is now must hash to what the chain sealed (and to what it stores itself)
+        const now = this.contentNow(buf);
+        if (now === null || !this.same(buf, 2, now) || state === 'stored_hash_differs') {
+          report({
+            seq,
+            kind: 'content_changed',
+            message: `the event at seq ${seq} was changed after it was written`,
+            event_id: this.text(buf, 1) ?? '',
+          });
+        }
+      }
+      if (!this.linksToPrev(buf)) {
+        report({
+          seq,
+          kind: 'link_broken',
+          message: `seq ${seq} does not link to the chain hash of seq ${seq - 1}`,
+        });
+      }
+      const chain = this.chainHashOf(buf, seq);
+      if (!this.same(buf, 4, chain)) {
+        report({
+          seq,
+          kind: 'chain_hash_mismatch',
+          message: `the chain hash at seq ${seq} does not match its contents`,
+        });
+      }
+      const cps = this.expect.get(seq);
+      for (const cp of cps ?? []) {
+        if (cp.hash !== chain)
+          report({
+            seq,
+            kind: 'checkpoint_mismatch',
+            message: `the chain at seq ${seq} differs from the ${cp.source}`,
+          });
+      }
+      // the next row links to this one's stored chain hash
+      const len = Math.max(0, size[4] as number);
+      if (len > this.prev.length) this.prev = Buffer.alloc(len);
+      for (let k = 0, from = start[4] as number; k < len; k++) this.prev[k] = buf[from + k] as number;
+      this.prevLen = len;
+      this.expected = seq + 1;
+      this.last = seq;
+    }
+    return o;
+  }
+}
+
+/** Scopes a verification session: the app role, the org's rows, and which chain to read. */
+async function scopeVerifier(conn: Db, orgId: string | null): Promise<void> {
+  await scopeTransaction(conn, orgId);
+  await scopeChain(conn, orgId);
+  // Each page is a nested loop from the chain's index to the event by id. Left to itself the
+  // planner sometimes hashes the whole event table per page, or starts a parallel worker per
+  // page; the two backends are this reader's parallelism, and compiling each page (JIT) costs
+  // more than it saves. Transaction-local settings.
+  await sql`SELECT set_config('app.verify_chain', ${chainIdOf(orgId)}, true),
+    set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+    set_config('max_parallel_workers_per_gather', '0', true), set_config('jit', 'off', true)`.execute(conn);
 }
 
 /**
  * Recomputes one chain: every event's content hash, every link and chain hash, every stored
  * (and exported) checkpoint's signature and hash; reports unsealed events older than a minute.
- * Reads in one repeatable-read snapshot.
+ * Reads in one repeatable-read snapshot, on a client of its own from the pool (binary COPY is
+ * not something the query builder does), with a second client sharing the snapshot when the
+ * pool can spare one.
  */
 export async function verifyChain(
   db: Db,
@@ -642,10 +850,11 @@ export async function verifyChain(
   const report = (p: Problem) => {
     problems.push(p);
   };
-  return inChain(
+  return withReadSnapshot(
     db,
-    orgId,
-    async (tx) => {
+    (session) => scopeVerifier(session, orgId),
+    async (main, openTwin) => {
+      const tx = main.db;
       const cps = await sql<Omit<Checkpoint, 'seq'> & { seq: string; public_key: string | null }>`
         SELECT c.chain_id, c.org_id, c.seq::text AS seq, c.chain_hash,
           to_char(c.signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS signed_at, c.key_id, c.signature,
@@ -699,92 +908,12 @@ export async function verifyChain(
         fileMaxSeq = Math.max(fileMaxSeq, c.seq);
       }
 
-      let expected = 1;
-      let prev = GENESIS_HASH;
-      let sealed = 0;
-      let after = 0;
-      // The database prints each event's encoding from the row as it is now; this process hashes
-      // it, and recomputes every chain hash and link.
-      const pageSql = (range: RawBuilder<unknown>, limit?: number) =>
-        sql<VerifyRow>`
-          SELECT c.seq::text AS seq, c.event_id, c.content_hash AS c_content, c.prev_hash, c.chain_hash,
-            -- what needs no hashing is compared where the rows are (most rows: NULL)
-            CASE WHEN e.id IS NULL THEN 'missing'
-                 WHEN e.org_id IS DISTINCT FROM ${orgId}::text THEN 'wrong_chain'
-                 WHEN e.content_hash IS NOT NULL AND e.content_hash <> c.content_hash THEN 'stored_hash_differs'
-            END AS state,
-            CASE WHEN e.hash_version = 2 THEN ${AUDIT_V2_TEXT} END AS v2_text,
-            CASE WHEN e.hash_version <> 2 THEN ${V1_COLUMNS_SQL} END AS v1
-          FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id
-          WHERE c.chain_id = ${chainId} ${range}
-          ORDER BY c.seq ${limit ? sql`LIMIT ${limit}` : sql``}`;
-      const check = (r: VerifyRow) => {
-        const seq = Number(r.seq);
-        sealed++;
-        if (seq !== expected) {
-          report({
-            seq: expected,
-            kind: 'gap',
-            message:
-              seq > expected
-                ? `seq ${expected}${seq - 1 > expected ? `..${seq - 1}` : ''} missing from the chain`
-                : `seq ${seq} out of order`,
-          });
-        }
-        if (r.state === 'missing') {
-          report({
-            seq,
-            kind: 'event_missing',
-            message: `the event sealed at seq ${seq} is missing`,
-            event_id: r.event_id,
-          });
-        } else if (r.state === 'wrong_chain') {
-          report({
-            seq,
-            kind: 'wrong_chain',
-            message: `the event at seq ${seq} belongs to another chain`,
-            event_id: r.event_id,
-          });
-        } else {
-          // the row as it is now must hash to what the chain sealed (and to what it stores itself)
-          if (recomputeContent(r) !== r.c_content || r.state === 'stored_hash_differs') {
-            report({
-              seq,
-              kind: 'content_changed',
-              message: `the event at seq ${seq} was changed after it was written`,
-              event_id: r.event_id,
-            });
-          }
-        }
-        if (r.prev_hash !== prev) {
-          report({
-            seq,
-            kind: 'link_broken',
-            message: `seq ${seq} does not link to the chain hash of seq ${seq - 1}`,
-          });
-        }
-        const hash = chainHash(chainId, seq, r.event_id, r.c_content, r.prev_hash);
-        if (hash !== r.chain_hash) {
-          report({
-            seq,
-            kind: 'chain_hash_mismatch',
-            message: `the chain hash at seq ${seq} does not match its contents`,
-          });
-        }
-        for (const cp of expect.get(seq) ?? []) {
-          if (cp.hash !== hash)
-            report({
-              seq,
-              kind: 'checkpoint_mismatch',
-              message: `the chain at seq ${seq} differs from the ${cp.source}`,
-            });
-        }
-        prev = r.chain_hash;
-        expected = seq + 1;
-        after = seq;
-      };
-      // Dense chains (the normal case) are read in seq ranges by two database backends at once,
-      // sharing this transaction's snapshot; a chain with large holes is read page after page.
+      // The database sends each event's fields as they are now; this process hashes them, and
+      // recomputes every chain hash and link.
+      const walker = new ChainWalker(chainId, expect, report);
+      // Dense chains (the normal case) are read in seq ranges, two reads in flight, on two
+      // database backends sharing this snapshot when the pool spares a second connection; a chain
+      // with large holes is read page after page.
       const extent = await sql<{
         n: string;
         max: string | null;
@@ -792,34 +921,49 @@ export async function verifyChain(
         FROM audit_chain WHERE chain_id = ${chainId}`.execute(tx);
       const count = Number(extent.rows[0]?.n ?? 0);
       const maxSeq = Number(extent.rows[0]?.max ?? 0);
-      const twinRead =
-        count > 2 * pageSize &&
-        maxSeq <= count + pageSize &&
-        (await withSnapshotTwin(db, tx, orgId, async (twin) => {
-          const pages = Math.ceil(maxSeq / pageSize);
-          const fetch = (k: number) =>
-            pageSql(sql`AND c.seq > ${k * pageSize} AND c.seq <= ${(k + 1) * pageSize}`).execute(
-              k % 2 ? twin : tx,
-            );
-          const inFlight = [fetch(0), fetch(1)];
-          for (let k = 0; k < pages; k++) {
-            const page = await inFlight[k % 2];
-            if (k + 2 < pages) inFlight[k % 2] = fetch(k + 2);
-            for (const r of page?.rows ?? []) check(r);
+      const threshold = new Date(clock.now().getTime() - (opts.unsealedAfterMs ?? 60_000));
+      // Counted while the chain is read (queued on the first session after its first page).
+      const countOlder = () => {
+        const q = sql<{ old: string; young_sealed: string }>`SELECT
+          (SELECT count(*) FROM audit_events e WHERE ${orgMatch(orgId)} AND e.occurred_at < ${threshold})::text AS old,
+          (SELECT count(*) FROM audit_events e WHERE ${orgMatch(orgId)} AND e.occurred_at >= ${threshold}
+            AND EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id AND c.chain_id = ${chainId}))::text AS young_sealed`.execute(
+          tx,
+        );
+        q.catch(() => undefined);
+        return q;
+      };
+      let olderThan: ReturnType<typeof countOlder>;
+      if (maxSeq <= count + pageSize) {
+        const twin = count > 2 * pageSize ? await openTwin() : null;
+        const readers = twin ? [main, twin] : [main];
+        const pages = Math.ceil(maxSeq / pageSize);
+        const fetch = (k: number) =>
+          (readers[k % readers.length] ?? main).copyOut(
+            verifyCopySql(tx, k * pageSize, (k + 1) * pageSize, null),
+          );
+        const inFlight = [pages > 0 ? fetch(0) : null, pages > 1 ? fetch(1) : null];
+        olderThan = countOlder();
+        // Settle both reads even when one fails, so no rejection is left unhandled.
+        inFlight[1]?.catch(() => undefined);
+        for (let k = 0; k < pages; k++) {
+          const page = (await inFlight[k % 2]) as Buffer;
+          if (k + 2 < pages) {
+            const next = fetch(k + 2);
+            next.catch(() => undefined);
+            inFlight[k % 2] = next;
           }
-        }));
-      if (!twinRead) {
-        const fetchPage = (from: number) => pageSql(sql`AND c.seq > ${from}`, pageSize).execute(tx);
-        let next = fetchPage(0);
-        for (;;) {
-          const page = await next;
-          // Read the next page while this one is hashed: the database and the hashing overlap.
-          if (page.rows.length === pageSize) next = fetchPage(Number(page.rows.at(-1)?.seq));
-          for (const r of page.rows) check(r);
-          if (page.rows.length < pageSize) break;
+          await walker.walk(page);
+        }
+      } else {
+        olderThan = countOlder();
+        for (let from = 0; ; ) {
+          const page = await main.copyOut(verifyCopySql(tx, from, null, pageSize));
+          if ((await walker.walk(page)) < pageSize) break;
+          from = walker.last;
         }
       }
-      const headSeq = after;
+      const headSeq = walker.last;
       // A checkpoint beyond the head: the tail was cut off.
       const maxCheckpoint = Math.max(fileMaxSeq, ...cps.rows.map((c) => Number(c.seq)));
       if (maxCheckpoint > headSeq) {
@@ -831,18 +975,28 @@ export async function verifyChain(
       }
 
       // Unsealed events: older than the threshold is a problem (a forged insert, or a stalled sealer).
-      const threshold = new Date(clock.now().getTime() - (opts.unsealedAfterMs ?? 60_000));
-      const overdue = await sql<{ id: string; occurred_at: Date; n: string }>`
-        SELECT e.id, e.occurred_at, count(*) OVER ()::text AS n FROM audit_events e
+      // Counted without an anti-join over the whole log: the org's events older than the threshold,
+      // less those the walk found sealed in this chain (event ids are unique in audit_chain, so each
+      // present row is one distinct event) that are not younger than the threshold.
+      const older = (await olderThan).rows[0];
+      const counted = Number(older?.old ?? 0) - (walker.present - Number(older?.young_sealed ?? 0));
+      // (Below zero only if an event were sealed twice, which audit_chain's unique key forbids: then list.)
+      const overdue =
+        counted !== 0
+          ? await sql<{ id: string }>`
+        SELECT e.id FROM audit_events e
         WHERE ${orgMatch(orgId)} AND e.occurred_at < ${threshold}
-          AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)
-        ORDER BY e.occurred_at, e.id LIMIT 20`.execute(tx);
-      const unsealedOverdue = Number(overdue.rows[0]?.n ?? 0);
+          AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id AND c.chain_id = ${chainId})
+        ORDER BY e.occurred_at, e.id LIMIT 20`.execute(tx)
+          : { rows: [] };
+      const unsealedOverdue = counted < 0 ? overdue.rows.length : counted;
       for (const u of overdue.rows) {
-        // Where it claims to belong: before the first sealed event dated after it.
+        // Where it claims to belong: before the first sealed event dated after it (compared in the
+        // database, to the microsecond: a JavaScript Date would cut the time to milliseconds).
         const at = await sql<{ seq: string | null }>`SELECT min(c.seq)::text AS seq FROM audit_chain c
           JOIN audit_events e ON e.id = c.event_id
-          WHERE c.chain_id = ${chainId} AND (e.occurred_at, e.id) > (${u.occurred_at}::timestamptz, ${u.id})`.execute(
+          WHERE c.chain_id = ${chainId}
+            AND (e.occurred_at, e.id) > (SELECT u.occurred_at, u.id FROM audit_events u WHERE u.id = ${u.id})`.execute(
           tx,
         );
         const seq = at.rows[0]?.seq ? Number(at.rows[0].seq) : headSeq + 1;
@@ -864,16 +1018,15 @@ export async function verifyChain(
         chain_id: chainId,
         org_id: orgId,
         ok: problems.length === 0,
-        sealed,
+        sealed: walker.sealed,
         head_seq: headSeq,
-        head_hash: prev,
+        head_hash: walker.head(),
         checkpoints_checked: checkpointsChecked,
         unsealed_overdue: unsealedOverdue,
         first_bad_seq: sorted[0]?.seq ?? null,
         problems: sorted.slice(0, maxProblems),
       };
     },
-    'repeatable read',
   );
 }
 

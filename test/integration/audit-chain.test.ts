@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { connect, inOrg, inTransaction } from '../../src/adapters/db/index.js';
 import { auditContentHash, isoMicros, recordAudit } from '../../src/app/audit.js';
 import {
+  AUDIT_V2_TEXT,
   AuditSealer,
   chainHash,
   exportCheckpoints,
@@ -29,7 +31,7 @@ after(async () => {
 const START = '2026-03-02T09:00:00.000Z';
 
 /** A new org whose chain holds n sealed events (seq i = the i-th event), one checkpoint at the head. */
-async function seededChain(n: number) {
+async function seededChain(n: number, beforeSeal?: (org: string) => Promise<unknown>) {
   const clock = new TestClock(START);
   const org = (await createOrg(t.db, { name: 'Tamper', baseCurrency: 'EUR' })).id;
   // The org.created event is seq 1; add n-1 more, one millisecond apart.
@@ -47,6 +49,7 @@ async function seededChain(n: number) {
       }),
     );
   }
+  await beforeSeal?.(org);
   const sealer = new AuditSealer(t.db, { keyProvider: kp, clock, checkpointEvery: 1_000_000 });
   await sealer.sealAll();
   await sealer.checkpoint(org);
@@ -362,7 +365,7 @@ describe('audit chain: tampering is detected with the right sequence number', ()
   });
 });
 
-describe('audit chain: the v2 content hash (computed by the database on insert)', () => {
+describe('audit chain: the v3 content hash (computed by the database on insert)', () => {
   /** Events whose columns hold what could confuse an encoding: delimiters, quotes, NULL spelled out, empty strings. */
   const HOSTILE: { actorId: string | undefined; userAgent: string; details: Record<string, unknown> }[] = [
     { actorId: 'NULL', userAgent: '', details: { a: 'x,y', b: '{"q": "\\\\"}', c: null } },
@@ -391,17 +394,84 @@ describe('audit chain: the v2 content hash (computed by the database on insert)'
     return { org, ids: await chainEvents(org) };
   }
 
-  it('every event written now is hashed by the database (v2) and verifies, whatever its columns hold', async () => {
+  /**
+   * The v3 encoding rebuilt here from migration 0016's description alone, from the columns as
+   * text: field(x) = 4-byte big-endian length then the UTF-8 bytes (NULL: ff ff ff ff), the
+   * time as 8 bytes of microseconds since 2000-01-01 UTC, details as jsonb's text.
+   */
+  function v3Encoding(cols: (string | null)[], occurredAt: string): Buffer {
+    const field = (b: Buffer | null) => {
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(b ? b.length : -1);
+      return b ? Buffer.concat([len, b]) : len;
+    };
+    const [whole, micros] = occurredAt.replace('Z', '').split('.');
+    const ms = Date.parse(`${whole}Z`) - Date.UTC(2000, 0, 1);
+    const time = Buffer.alloc(8);
+    time.writeBigInt64BE(BigInt(ms) * 1000n + BigInt(micros ?? '0'));
+    const text = cols.map((c) => field(c === null ? null : Buffer.from(c, 'utf8')));
+    return Buffer.concat([
+      field(Buffer.from('billvault/audit-event/v3')),
+      ...text.slice(0, 2),
+      field(time),
+      ...text.slice(2),
+    ]);
+  }
+
+  it('every event written now is hashed by the database (v3) as 0016 documents it, and verifies, whatever its columns hold', async () => {
     const { org } = await hostileChain();
-    const rows = await sql<{ hash_version: number; content_hash: string | null }>`
-      SELECT hash_version, content_hash FROM audit_events WHERE org_id = ${org}`.execute(t.db);
+    const rows = await sql<{
+      hash_version: number;
+      content_hash: string | null;
+      at: string;
+      cols: (string | null)[];
+    }>`
+      SELECT hash_version, content_hash,
+        to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+        ARRAY[id, org_id, actor_type, actor_id, session_id, action, target_type, target_id, outcome,
+          request_id, ip, user_agent, details::text] AS cols
+      FROM audit_events WHERE org_id = ${org}`.execute(t.db);
     assert.equal(rows.rows.length, HOSTILE.length + 1);
     for (const r of rows.rows) {
-      assert.equal(r.hash_version, 2);
-      assert.match(r.content_hash ?? '', /^[0-9a-f]{64}$/);
+      assert.equal(r.hash_version, 3);
+      assert.equal(r.content_hash, createHash('sha256').update(v3Encoding(r.cols, r.at)).digest('hex'));
     }
     const v = await verify(t.db, org);
     assert.equal(v.ok, true, JSON.stringify(v.problems));
+  });
+
+  it('an event from before 0016 (v2) still verifies, and a change to it is caught', async () => {
+    // The event at seq 3 hashed as 0015's trigger did, before it was sealed.
+    const { org, ids } = await seededChain(6, (org) =>
+      tamper(() =>
+        sql`UPDATE audit_events e SET hash_version = 2,
+            content_hash = encode(sha256(convert_to(${AUDIT_V2_TEXT}, 'UTF8')), 'hex')
+          WHERE e.org_id = ${org} AND e.target_id = 'inv_3'`.execute(t.db),
+      ),
+    );
+    const [, , third, fourth] = ids;
+    const v = await sql<{
+      v: number;
+    }>`SELECT hash_version AS v FROM audit_events WHERE id = ${third}`.execute(t.db);
+    assert.equal(v.rows[0]?.v, 2);
+    const ok = await verify(t.db, org);
+    assert.equal(ok.ok, true, JSON.stringify(ok.problems));
+    await tamper(() => sql`UPDATE audit_events SET ip = '203.0.113.9' WHERE id = ${third}`.execute(t.db));
+    const bad = await verify(t.db, org);
+    assert.equal(bad.first_bad_seq, 3);
+    assert.equal(bad.problems[0]?.kind, 'content_changed');
+    // A v3 event passed off as v2 (or v1) is hashed by that encoding, and differs.
+    for (const v of [2, 1]) {
+      await tamper(() => sql`UPDATE audit_events SET hash_version = ${v} WHERE id = ${fourth}`.execute(t.db));
+      const r = await verify(t.db, org);
+      assert.deepEqual(
+        r.problems.map((p) => [p.seq, p.kind]),
+        [
+          [3, 'content_changed'],
+          [4, 'content_changed'],
+        ],
+      );
+    }
   });
 
   it('a value that only moves between columns, or turns from NULL into the text NULL or empty, is caught', async () => {
@@ -423,13 +493,7 @@ describe('audit chain: the v2 content hash (computed by the database on insert)'
     }
   });
 
-  it('turning a v2 event into a v1 one is caught; events hashed as v1 before 0015 still verify', async () => {
-    const { org, ids } = await seededChain(6);
-    await tamper(() => sql`UPDATE audit_events SET hash_version = 1 WHERE id = ${ids[2]}`.execute(t.db));
-    const r = await verify(t.db, org);
-    assert.equal(r.first_bad_seq, 3);
-    assert.equal(r.problems[0]?.kind, 'content_changed');
-
+  it('events hashed as v1 before 0015 still verify', async () => {
     // A v1 event: hashed in JavaScript by the writer, as before migration 0015.
     const legacy = (await createOrg(t.db, { name: 'Legacy', baseCurrency: 'EUR' })).id;
     const e = {

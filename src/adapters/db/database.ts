@@ -55,7 +55,36 @@ export function connect(url: string, poolSize = 10): { db: Db; pool: pg.Pool } {
   });
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
-  return { db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), pool };
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
+  return { db, pool };
+}
+
+const pools = new WeakMap<Db, pg.Pool>();
+
+/**
+ * The pool behind a Kysely instance made by connect(), for the few readers that need what the
+ * query builder cannot do (binary COPY in `audit verify`).
+ */
+export function poolOf(db: Db): pg.Pool {
+  const pool = pools.get(db);
+  if (!pool) throw new Error('this database handle was not made by connect()');
+  return pool;
+}
+
+/**
+ * A Kysely instance over one client already checked out of a pool: queries built with the
+ * query builder or `sql` run on that client's session (its open transaction, its settings).
+ * The caller keeps ownership of the client; destroying the instance does not release it.
+ */
+export function onClient(client: pg.PoolClient): Db {
+  // Kysely's Postgres connection calls only query() and release() on what the pool hands out.
+  const lent = { query: client.query.bind(client), release: () => {} };
+  return new Kysely<DB>({
+    dialect: new PostgresDialect({
+      pool: { connect: async () => lent, end: async () => {} } as unknown as pg.Pool,
+    }),
+  });
 }
 
 /**

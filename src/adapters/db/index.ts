@@ -1,4 +1,13 @@
-export { closeConnection, connect, type Database, type Db, describeUrl, openDatabase } from './database.js';
+export {
+  closeConnection,
+  connect,
+  type Database,
+  type Db,
+  describeUrl,
+  onClient,
+  openDatabase,
+  poolOf,
+} from './database.js';
 export { DatabaseStartError, ensureDatabase, startEmbeddedPostgres } from './embedded.js';
 export { MigrationError, migrate, migrationStatus } from './migrate.js';
 export type { DB } from './schema.js';

@@ -21,7 +21,7 @@ export function txOrgScope(tx: Tx): string | undefined {
 }
 
 /** Records the org a transaction has just been scoped to (call right after its set_config). */
-export function noteTxOrgScope(tx: Tx, orgId: string | null): void {
+export function noteTxOrgScope(tx: DbOrTx, orgId: string | null): void {
   scopedOrgs.set(tx, orgId ?? '');
 }
 
@@ -48,7 +48,7 @@ export function isRetryable(e: unknown): boolean {
 }
 
 /** Makes the open transaction run as the application role, scoped to one org ('' for none). */
-export async function scopeTransaction(tx: Tx, orgId: string | null): Promise<void> {
+export async function scopeTransaction(tx: DbOrTx, orgId: string | null): Promise<void> {
   await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
     tx,
   );
