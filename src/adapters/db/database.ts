@@ -55,12 +55,51 @@ export function connect(url: string, poolSize = 10): { db: Db; pool: pg.Pool } {
   });
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  pool.on('connect', prepareWrites);
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   pools.set(db, pool);
   return { db, pool };
 }
 
 const pools = new WeakMap<Db, pg.Pool>();
+
+/** Distinct write statements a connection keeps prepared; later ones run unnamed. */
+export const PREPARED_WRITES_PER_CONNECTION = 128;
+const WRITE_STATEMENT = /^\s*(insert|update|delete|with)\b/i;
+
+/**
+ * Runs the connection's parameterised write statements (INSERT, UPDATE, DELETE, WITH …) as
+ * named prepared statements, one per distinct text, so the server parses and plans each of
+ * them once per connection instead of on every execution. Finalising an invoice is four such
+ * statements (draft with lines and audit event, ledger entry, number and webhook), and their
+ * planning was a large share of the database's work (about 0.5 ms of its 3 ms per invoice). Reads
+ * stay unnamed: a report's plan should see its parameters (a generic plan may not suit every org).
+ * Values still travel as parameters; only the statement text names the prepared statement.
+ */
+function prepareWrites(client: pg.PoolClient): void {
+  const names = new Map<string, string>();
+  Object.defineProperty(client, 'query', {
+    configurable: true,
+    writable: true,
+    value(this: pg.PoolClient, text: unknown, values?: unknown, callback?: unknown) {
+      const query = Object.getPrototypeOf(this).query as (...args: unknown[]) => unknown;
+      if (
+        typeof text === 'string' &&
+        Array.isArray(values) &&
+        callback === undefined &&
+        WRITE_STATEMENT.test(text)
+      ) {
+        let name = names.get(text);
+        if (name === undefined && names.size < PREPARED_WRITES_PER_CONNECTION) {
+          name = `bv_w${names.size}`;
+          names.set(text, name);
+        }
+        if (name !== undefined) return query.call(this, { name, text, values });
+      }
+      return query.call(this, text, values, callback);
+    },
+  });
+}
 
 /**
  * The pool behind a Kysely instance made by connect(), for the few readers that need what the
