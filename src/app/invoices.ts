@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { type Selectable, sql } from 'kysely';
 import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
@@ -7,7 +6,7 @@ import type { InvoiceLinesTable, InvoicesTable } from '../adapters/db/schema-bil
 import { assertIsoDate, type IsoDate } from '../domain/dates.js';
 import type { AdjustmentInput } from '../domain/discount.js';
 import { DomainError } from '../domain/errors.js';
-import { newId } from '../domain/ids.js';
+import { newId, randomBytesPooled } from '../domain/ids.js';
 import {
   computeInvoice,
   type InvoiceInput,
@@ -241,7 +240,25 @@ export async function resolveLines(tx: Tx, currency: string, lines: LineInput[])
   const rates = allRateIds.length
     ? await tx.selectFrom('tax_rates').selectAll().where('id', 'in', allRateIds).execute()
     : [];
-  const rateById = new Map(rates.map((r) => [r.id, r]));
+  // One frozen input per rate, shared by every line that names it (its validation is then kept).
+  const rateById = new Map(
+    rates.map((r) => [
+      r.id,
+      {
+        active: r.active,
+        input: Object.freeze({
+          id: r.id,
+          name: r.name,
+          percentage: r.percentage,
+          inclusive: r.inclusive,
+          compound: r.compound,
+          category: r.category,
+          ...(r.exemption_reason ? { exemption_reason: r.exemption_reason } : {}),
+          ...(r.exemption_reason_code ? { exemption_reason_code: r.exemption_reason_code } : {}),
+        } satisfies TaxRateInput),
+      },
+    ]),
+  );
   return lines.map((l, i) => {
     const param = `lines.${i}`;
     const product = l.product ? products.find((p) => p.id === l.product) : undefined;
@@ -272,16 +289,7 @@ export async function resolveLines(tx: Tx, currency: string, lines: LineInput[])
       const r = rateById.get(id);
       if (!r?.active)
         throw new DomainError('validation_failed', 'No such active tax rate.', `${param}.tax_rates.${j}`);
-      return {
-        id: r.id,
-        name: r.name,
-        percentage: r.percentage,
-        inclusive: r.inclusive,
-        compound: r.compound,
-        category: r.category,
-        ...(r.exemption_reason ? { exemption_reason: r.exemption_reason } : {}),
-        ...(r.exemption_reason_code ? { exemption_reason_code: r.exemption_reason_code } : {}),
-      } satisfies TaxRateInput;
+      return r.input;
     });
     const discounts: AdjustmentInput[] = [];
     if (l.discount_percentage !== undefined) discounts.push({ percentage: l.discount_percentage });
@@ -1003,7 +1011,7 @@ async function finalizeDraft(
   // The invoice.finalized webhook event is queued by the same statement, so the counter's lock
   // is not held across one more round trip: its object is known now but for the number, which
   // the statement renders into it (in place of a one-off token); checked against the row below.
-  const token = `bv_number_${randomBytes(12).toString('hex')}`;
+  const token = `bv_number_${Buffer.from(randomBytesPooled(12)).toString('hex')}`;
   const expected = invoiceObject({
     ...row,
     ...totalsColumns(prepared.totals),

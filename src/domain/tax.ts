@@ -64,6 +64,19 @@ function optionalText(value: unknown, param: string): string {
 /** Validates a tax rate against the EN 16931 category rules; throws `tax_rate_invalid` at `param`. */
 export function validateTaxRate(input: TaxRateInput, param = 'tax_rate'): TaxRate {
   if (typeof input !== 'object' || input === null) throw invalid('Tax rate must be an object', param);
+  // A frozen input cannot change, so its (frozen) result is kept: an invoice's lines share their
+  // rates, and totals are computed more than once per request.
+  const frozen = Object.isFrozen(input);
+  const known = frozen ? validatedRates.get(input) : undefined;
+  if (known) return known;
+  const rate = checkTaxRate(input, param);
+  if (frozen) validatedRates.set(input, Object.freeze(rate));
+  return rate;
+}
+
+const validatedRates = new WeakMap<TaxRateInput, TaxRate>();
+
+function checkTaxRate(input: TaxRateInput, param: string): TaxRate {
   const category = input.category as VatCategory;
   if (!VAT_CATEGORIES.includes(category)) {
     throw invalid(`Category must be one of ${VAT_CATEGORIES.join(', ')}`, `${param}.category`);

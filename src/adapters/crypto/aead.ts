@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { randomBytesPooled } from '../../domain/ids.js';
 
 /** AES-256-GCM with 96-bit nonces and 128-bit tags: the one authenticated cipher Billvault uses. */
 export const KEY_BYTES = 32;
@@ -54,7 +55,7 @@ export function gcmDecrypt(
 
 /** Encrypts under a fresh random nonce; returns nonce ‖ ciphertext ‖ tag. */
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = randomBytesPooled(NONCE_BYTES);
   const { ciphertext, tag } = gcmEncrypt(key, nonce, plaintext, aad);
   return Buffer.concat([nonce, ciphertext, tag]);
 }
