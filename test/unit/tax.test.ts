@@ -106,3 +106,21 @@ describe('tax rates', () => {
     assert.notEqual(taxGroupKey(a), taxGroupKey(b));
   });
 });
+
+describe('validateTaxRate keeps the result for a frozen input only', () => {
+  it('a frozen input gives one frozen result; an unfrozen one is validated afresh each time', () => {
+    const frozen = Object.freeze({ percentage: '19', category: 'S' as const });
+    const a = validateTaxRate(frozen);
+    assert.equal(validateTaxRate(frozen), a);
+    assert.ok(Object.isFrozen(a));
+    const open: { percentage: string; category: 'S' } = { percentage: '19', category: 'S' };
+    assert.equal(validateTaxRate(open).percentage, '19');
+    open.percentage = '7';
+    assert.equal(validateTaxRate(open).percentage, '7', 'a changed input is not answered from memory');
+    open.percentage = '190';
+    assert.throws(
+      () => validateTaxRate(open),
+      (e: unknown) => isDomainError(e),
+    );
+  });
+});
