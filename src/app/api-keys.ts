@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { inOrg } from '../adapters/db/index.js';
+import { inOrg, PREPARED } from '../adapters/db/index.js';
 import { invalidScopes } from '../domain/auth-policy.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -250,7 +250,10 @@ export async function authenticateApiKey(deps: IdentityDeps, secret: string): Pr
   const now = deps.clock.now();
   // One round trip: the function runs the lookup as the application role with the platform
   // scope on (migration 0014), which a transaction here would need four round trips for.
-  const res = await sql<KeyRow>`SELECT * FROM api_key_lookup(${hashSecret(secret)}, ${now})`.execute(deps.db);
+  const res =
+    await sql<KeyRow>`${PREPARED} SELECT * FROM api_key_lookup(${hashSecret(secret)}, ${now})`.execute(
+      deps.db,
+    );
   const row = res.rows[0];
   if (!row) return null;
   const role = row.created_by ? row.member_role : row.role;

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type Selectable, sql } from 'kysely';
 import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
-import { inOrg, type Tx } from '../adapters/db/index.js';
+import { inOrg, PREPARED, type Tx } from '../adapters/db/index.js';
 import type { InvoiceLinesTable, InvoicesTable } from '../adapters/db/schema-billing.js';
 import { assertIsoDate, type IsoDate } from '../domain/dates.js';
 import type { AdjustmentInput } from '../domain/discount.js';
@@ -238,7 +238,12 @@ export async function resolveLines(tx: Tx, currency: string, lines: LineInput[])
   const defaultRateIds = products.flatMap((p) => p.tax_rate_ids);
   const allRateIds = [...new Set([...rateIds, ...defaultRateIds])];
   const rates = allRateIds.length
-    ? await tx.selectFrom('tax_rates').selectAll().where('id', 'in', allRateIds).execute()
+    ? await tx
+        .selectFrom('tax_rates')
+        .modifyFront(PREPARED)
+        .selectAll()
+        .where('id', 'in', allRateIds)
+        .execute()
     : [];
   // One frozen input per rate, shared by every line that names it (its validation is then kept).
   const rateById = new Map(
@@ -675,6 +680,7 @@ export async function documentCustomer(
   // The org's document settings come along (the draft needs them next).
   const found = await tx
     .selectFrom('customers')
+    .modifyFront(PREPARED)
     .selectAll()
     .select(orgContextColumns)
     .where('id', '=', customerId)

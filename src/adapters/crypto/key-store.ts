@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type RawBuilder, sql } from 'kysely';
 import { newId } from '../../domain/ids.js';
+import { PREPARED } from '../db/database.js';
 import type { KeyStatus } from '../db/schema.js';
 import type { Tx } from '../db/tx.js';
 import { KEY_BYTES, open, seal } from './aead.js';
@@ -109,7 +110,7 @@ export async function listKeks(tx: Tx, orgId: string | null): Promise<KekRow[]> 
 
 export async function getKek(tx: Tx, orgId: string | null, version: number): Promise<KekRow | undefined> {
   const t = tables(orgId);
-  const r = await sql<KekRow>`SELECT ${KEK_COLUMNS} FROM ${t.kek}
+  const r = await sql<KekRow>`${PREPARED} SELECT ${KEK_COLUMNS} FROM ${t.kek}
     WHERE ${orgFilter(orgId)} AND version = ${version}`.execute(tx);
   return r.rows[0];
 }
@@ -151,7 +152,7 @@ export async function activeKek(tx: Tx, kp: KeyProvider, orgId: string | null): 
   if (memo) return memo;
   for (let attempt = 0; attempt < 3; attempt++) {
     // KEY SHARE: a KEK destruction (FOR UPDATE) waits until a data key wrapped under it here is committed and counted.
-    const r = await sql<KekRow>`SELECT ${KEK_COLUMNS} FROM ${t.kek}
+    const r = await sql<KekRow>`${PREPARED} SELECT ${KEK_COLUMNS} FROM ${t.kek}
       WHERE ${orgFilter(orgId)} AND status = 'active' FOR KEY SHARE`.execute(tx);
     if (r.rows[0]) {
       let m = kekInTx.get(tx);
@@ -254,7 +255,7 @@ export async function activeDataKey(
 /** True (and key-share-locked) when the data key is still the active one. */
 export async function lockIfActive(tx: Tx, orgId: string | null, id: string): Promise<boolean> {
   const t = tables(orgId);
-  const r = await sql<{ status: KeyStatus }>`SELECT status FROM ${t.dk}
+  const r = await sql<{ status: KeyStatus }>`${PREPARED} SELECT status FROM ${t.dk}
     WHERE ${orgFilter(orgId)} AND id = ${id} FOR KEY SHARE`.execute(tx);
   return r.rows[0]?.status === 'active';
 }

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import {
   DatabaseStartError,
@@ -66,6 +66,15 @@ const pools = new WeakMap<Db, pg.Pool>();
 /** Distinct write statements a connection keeps prepared; later ones run unnamed. */
 export const PREPARED_WRITES_PER_CONNECTION = 128;
 const WRITE_STATEMENT = /^\s*(insert|update|delete|with)\b/i;
+const PREPARED_MARK = '/* prepared */';
+const MARKED_READ = /^\s*(select\s+)?\/\* prepared \*\//i;
+
+/**
+ * Marks a read to be prepared like the writes: put it first in a `sql` template, or pass it to
+ * a select builder's `modifyFront`. For the hot reads whose plan does not depend on their
+ * parameters (a row by its key): planning them was a good part of their cost.
+ */
+export const PREPARED = sql.raw(PREPARED_MARK);
 
 /**
  * Runs the connection's parameterised write statements (INSERT, UPDATE, DELETE, WITH …) as
@@ -73,7 +82,8 @@ const WRITE_STATEMENT = /^\s*(insert|update|delete|with)\b/i;
  * them once per connection instead of on every execution. Finalising an invoice is four such
  * statements (draft with lines and audit event, ledger entry, number and webhook), and their
  * planning was a large share of the database's work (about 0.5 ms of its 3 ms per invoice). Reads
- * stay unnamed: a report's plan should see its parameters (a generic plan may not suit every org).
+ * stay unnamed unless marked PREPARED: a report's plan should see its parameters (a generic plan
+ * may not suit every org).
  * Values still travel as parameters; only the statement text names the prepared statement.
  */
 function prepareWrites(client: pg.PoolClient): void {
@@ -87,7 +97,7 @@ function prepareWrites(client: pg.PoolClient): void {
         typeof text === 'string' &&
         Array.isArray(values) &&
         callback === undefined &&
-        WRITE_STATEMENT.test(text)
+        (WRITE_STATEMENT.test(text) || MARKED_READ.test(text))
       ) {
         let name = names.get(text);
         if (name === undefined && names.size < PREPARED_WRITES_PER_CONNECTION) {

@@ -6,6 +6,7 @@ export {
   describeUrl,
   onClient,
   openDatabase,
+  PREPARED,
   poolOf,
 } from './database.js';
 export { DatabaseStartError, ensureDatabase, startEmbeddedPostgres } from './embedded.js';

@@ -1,5 +1,5 @@
 import { type IsolationLevel, sql, type Transaction } from 'kysely';
-import type { Db } from './database.js';
+import { type Db, PREPARED } from './database.js';
 import type { DB } from './schema.js';
 
 export type Tx = Transaction<DB>;
@@ -49,7 +49,7 @@ export function isRetryable(e: unknown): boolean {
 
 /** Makes the open transaction run as the application role, scoped to one org ('' for none). */
 export async function scopeTransaction(tx: DbOrTx, orgId: string | null): Promise<void> {
-  await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
+  await sql`${PREPARED} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
     tx,
   );
   noteTxOrgScope(tx, orgId);
