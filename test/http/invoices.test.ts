@@ -205,6 +205,18 @@ describe('invoices', () => {
       ),
       /lines cannot change/,
     );
+    // A line added to it, alone or among lines of a draft, in one statement (checked per statement).
+    const other = await draft();
+    const addLines = (ids: string[]) =>
+      inOrg(t.db, orgA, (tx) =>
+        sql`INSERT INTO invoice_lines (org_id, invoice_id, position, description, quantity, unit_amount,
+            gross_amount, discount_amount, charge_amount, amount, net_amount)
+          SELECT ${orgA}, inv, 90 + ord, 'Smuggled', '1', 1, 1, 0, 0, 1, 1
+          FROM unnest(${ids}::text[]) WITH ORDINALITY AS u(inv, ord)`.execute(tx),
+      );
+    await assert.rejects(addLines([d.id]), /lines cannot change/);
+    await assert.rejects(addLines([other.id, d.id]), /lines cannot change/);
+    await addLines([other.id]); // a draft's lines may still change
     await assert.rejects(
       inOrg(t.db, orgA, (tx) => sql`DELETE FROM invoices WHERE id = ${d.id}`.execute(tx)),
       /cannot be deleted/,
