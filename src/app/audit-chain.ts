@@ -637,7 +637,7 @@ class ChainWalker {
 
   /** The stored chain hash of the last row read. */
   head(): string {
-    return this.prev.toString('latin1', 0, this.prevLen);
+    return this.prev.toString('utf8', 0, this.prevLen);
   }
 
   /** True when the hex digest equals field i of buf. (Loops: Buffer's own compare and copy cost
