@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { PREPARED_WRITES_PER_CONNECTION } from '../../src/adapters/db/database.js';
+import { closeConnection, connect, PREPARED_WRITES_PER_CONNECTION } from '../../src/adapters/db/database.js';
+import { inTransaction } from '../../src/adapters/db/tx.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 let t: TestDatabase;
@@ -86,5 +87,30 @@ describe('write statements run as named prepared statements', () => {
     const count = await t.pool.query(`SELECT count(*)::int AS n FROM pw WHERE v = 'bulk'`);
     const n = PREPARED_WRITES_PER_CONNECTION + 5;
     assert.equal(count.rows[0].n, (n * (n + 1)) / 2);
+  });
+
+  it('a schema change under a prepared statement: the statement fails once, is prepared afresh, and a transaction is retried', async () => {
+    const one = connect(t.url, 1);
+    try {
+      await one.pool.query('CREATE TABLE pw_schema (k int PRIMARY KEY, v text)');
+      await one.pool.query('GRANT ALL ON pw_schema TO billvault_app');
+      const insert = (k: number) =>
+        sql<Record<string, unknown>>`INSERT INTO pw_schema (k, v) VALUES (${k}, 'x') RETURNING *`.execute(
+          one.db,
+        );
+      assert.deepEqual((await insert(1)).rows, [{ k: 1, v: 'x' }]);
+      // Another process migrates: the prepared statement's result type is now out of date.
+      await t.pool.query('ALTER TABLE pw_schema ADD COLUMN w text');
+      await assert.rejects(insert(2), /cached plan must not change result type/);
+      assert.deepEqual((await insert(3)).rows, [{ k: 3, v: 'x', w: null }]);
+      // In a transaction the same happens unseen: the attempt fails, the retry prepares afresh.
+      await t.pool.query('ALTER TABLE pw_schema ADD COLUMN z text');
+      const inTx = await inTransaction(one.db, {}, (tx) =>
+        sql<Record<string, unknown>>`INSERT INTO pw_schema (k, v) VALUES (${4}, 'x') RETURNING *`.execute(tx),
+      );
+      assert.deepEqual(inTx.rows, [{ k: 4, v: 'x', w: null, z: null }]);
+    } finally {
+      await closeConnection(one.db, one.pool);
+    }
   });
 });

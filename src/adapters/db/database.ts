@@ -63,6 +63,19 @@ export function connect(url: string, poolSize = 10): { db: Db; pool: pg.Pool } {
 
 const pools = new WeakMap<Db, pg.Pool>();
 
+/**
+ * What PostgreSQL says when a prepared statement's result columns changed under it (a migration
+ * added a column to a table it returns `*` of, while this process kept running).
+ */
+export function isStalePreparedPlan(e: unknown): boolean {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    (e as { code?: unknown }).code === '0A000' &&
+    /cached plan must not change result type/.test(String((e as { message?: unknown }).message))
+  );
+}
+
 /** Distinct write statements a connection keeps prepared; later ones run unnamed. */
 export const PREPARED_WRITES_PER_CONNECTION = 128;
 const WRITE_STATEMENT = /^\s*(insert|update|delete|with)\b/i;
@@ -88,6 +101,9 @@ export const PREPARED = sql.raw(PREPARED_MARK);
  */
 function prepareWrites(client: pg.PoolClient): void {
   const names = new Map<string, string>();
+  // After a schema change, statements are prepared afresh under new names (the failing
+  // statement's transaction is retried by inTransaction, see isRetryable).
+  let generation = 0;
   Object.defineProperty(client, 'query', {
     configurable: true,
     writable: true,
@@ -101,10 +117,17 @@ function prepareWrites(client: pg.PoolClient): void {
       ) {
         let name = names.get(text);
         if (name === undefined && names.size < PREPARED_WRITES_PER_CONNECTION) {
-          name = `bv_w${names.size}`;
+          name = `bv_w${generation}_${names.size}`;
           names.set(text, name);
         }
-        if (name !== undefined) return query.call(this, { name, text, values });
+        if (name !== undefined)
+          return (query.call(this, { name, text, values }) as Promise<unknown>).catch((e: unknown) => {
+            if (isStalePreparedPlan(e)) {
+              generation++;
+              names.clear();
+            }
+            throw e;
+          });
       }
       return query.call(this, text, values, callback);
     },

@@ -1,5 +1,5 @@
 import { type IsolationLevel, sql, type Transaction } from 'kysely';
-import { type Db, PREPARED } from './database.js';
+import { type Db, isStalePreparedPlan, PREPARED } from './database.js';
 import type { DB } from './schema.js';
 
 export type Tx = Transaction<DB>;
@@ -41,10 +41,13 @@ function sqlState(e: unknown): string | undefined {
     : undefined;
 }
 
-/** True for errors the database asks the client to retry (SQLSTATE 40001, 40P01). */
+/**
+ * True for errors the database asks the client to retry (SQLSTATE 40001, 40P01), and for a
+ * prepared statement outdated by a schema change (prepared again on the next attempt).
+ */
 export function isRetryable(e: unknown): boolean {
   const code = sqlState(e);
-  return code !== undefined && RETRYABLE.has(code);
+  return (code !== undefined && RETRYABLE.has(code)) || isStalePreparedPlan(e);
 }
 
 /** Makes the open transaction run as the application role, scoped to one org ('' for none). */
