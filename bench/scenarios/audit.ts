@@ -71,7 +71,7 @@ async function verifySpeed(ctx: BenchContext) {
       ev.ip?.push(e.ip);
       ev.details?.push(JSON.stringify(e.details));
     }
-    // The database computes each content hash on insert (v2), as it does for every writer.
+    // The database computes each content hash on insert (v3), as it does for every writer.
     const written = await sql<{
       id: string;
       content_hash: string;

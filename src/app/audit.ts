@@ -62,8 +62,8 @@ export function auditSkippedForBenchmark(): boolean {
 export function auditRow(event: AuditEvent) {
   const id = newId('event');
   const detailsText = JSON.stringify(scrubDetails(event.details ?? {}));
-  // No content hash here: the database computes it (v2) as the row is inserted, over exactly
-  // what it stores (migration 0015), in this same transaction.
+  // No content hash here: the database computes it (v3) as the row is inserted, over exactly
+  // what it stores (migration 0016), in this same transaction.
   return {
     id,
     org_id: event.orgId,

@@ -32,9 +32,12 @@ export interface AuditEventsTable {
   ip: string | null;
   user_agent: string | null;
   details: ColumnType<Record<string, unknown>, string, string>;
-  /** SHA-256 of the canonical encoding (migration 0007); set by the database on insert (v2, migration 0015). */
+  /** SHA-256 of the canonical encoding (migration 0007); set by the database on insert (v3, migration 0016). */
   content_hash: ColumnType<string | null, string | null | undefined, never>;
-  /** 1: JavaScript canonical JSON (0007); 2: the database's text of one array of the columns (0015). */
+  /**
+   * 1: JavaScript canonical JSON (0007); 2: the database's text of one array of the columns (0015);
+   * 3: the length-prefixed fields as binary COPY sends them (0016).
+   */
   hash_version: ColumnType<number, number | undefined, never>;
 }
 
