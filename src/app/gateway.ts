@@ -10,7 +10,7 @@ import { authorize } from './authz.js';
 import type { Ctx, RequestMeta } from './context.js';
 import { type BillingDeps, customerResource } from './customers.js';
 import { listOrgsAsOperator } from './orgs.js';
-import { applyCreditIn, recordPaymentIn, unapplyPaymentIn } from './payments.js';
+import { applyCreditIn, lockCustomer, recordPaymentIn, unapplyPaymentIn } from './payments.js';
 import { createRefundIn } from './refunds.js';
 
 /**
@@ -472,13 +472,7 @@ async function applyRefund(
 ): Promise<Effect> {
   const found = await paymentByRefs(tx, provider, [event.charge, event.paymentIntent]);
   if (!found) return { outcome: 'ignored', reason: 'payment_not_found' };
-  const customer = await tx
-    .selectFrom('customers')
-    .select(['org_id', 'id', 'owner_user_id'])
-    .where('id', '=', found.customer_id)
-    .forNoKeyUpdate()
-    .executeTakeFirstOrThrow();
-  await authorize(tx, ctx, 'refunds:write', customerResource(customer));
+  await lockCustomer(tx, ctx, found.customer_id, 'refunds:write');
   // Stripe reports the charge's cumulative refunded amount: record what is new since the last event.
   const done = await tx
     .selectFrom('refunds')

@@ -42,7 +42,7 @@ import {
 import { recordDenied } from './denials.js';
 import { entryRows, postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
-import { creditPosition } from './payments.js';
+import { creditPosition, lockCustomerRow } from './payments.js';
 import { decryptOrNull } from './shredded.js';
 import { deliveriesInsert, emitEvent, invoiceObject, webhookEvent } from './webhooks.js';
 
@@ -1129,12 +1129,7 @@ async function transition(
         // spent on another invoice, nor refunded). The customer is locked first, as every use of
         // customer credit does, so the credit cannot be spent twice meanwhile.
         const back = row.amount_remaining - uncredited;
-        await tx
-          .selectFrom('customers')
-          .select('id')
-          .where('id', '=', row.customer_id)
-          .forNoKeyUpdate()
-          .execute();
+        await lockCustomerRow(tx, row.customer_id);
         const credit = await creditPosition(tx, row.customer_id, row.currency);
         if (credit.other < back) {
           throw new DomainError(

@@ -147,12 +147,7 @@ export async function lockInvoices(tx: Tx, ids: string[]): Promise<Map<string, I
 }
 
 /** Locks a customer row (NO KEY UPDATE: foreign-key checks still pass) to serialise credit use. */
-export async function lockCustomer(
-  tx: Tx,
-  ctx: Ctx,
-  id: string,
-  permission: 'payments:write' | 'refunds:write' | 'refunds:approve',
-) {
+export async function lockCustomerRow(tx: Tx, id: string) {
   const customer = await tx
     .selectFrom('customers')
     .select(['org_id', 'id', 'owner_user_id', 'currency'])
@@ -160,6 +155,17 @@ export async function lockCustomer(
     .forNoKeyUpdate()
     .executeTakeFirst();
   if (!customer) throw new DomainError('not_found', 'No such customer.', 'customer');
+  return customer;
+}
+
+/** lockCustomerRow, then the actor's permission on that customer. */
+export async function lockCustomer(
+  tx: Tx,
+  ctx: Ctx,
+  id: string,
+  permission: 'payments:write' | 'refunds:write' | 'refunds:approve',
+) {
+  const customer = await lockCustomerRow(tx, id);
   await authorize(tx, ctx, permission, customerResource(customer));
   return customer;
 }
