@@ -15,21 +15,24 @@ import { systemClock } from '../src/app/ports.js';
 import type { IdentityDeps } from '../src/app/sessions.js';
 import { buildApp } from '../src/http/app.js';
 
-// Every statement a pg client sends (BEGIN and COMMIT included) is one database round trip.
-let statements = 0;
+// Database round trips: a statement sent while the client waits for nothing else starts one; a
+// statement pipelined behind another (BEGIN's scope statement, a COMMIT) rides on it.
+let roundTrips = 0;
 const originalQuery = pg.Client.prototype.query;
 let counting = false;
-/** Counts the statements sent by every pg client of this process from now on. */
-export function countStatements(): () => number {
+type ClientQueues = { _activeQuery?: unknown; _sentQueryQueue?: unknown[]; _queryQueue?: unknown[] };
+/** Counts the database round trips of every pg client of this process from now on. */
+export function countRoundTrips(): () => number {
   if (!counting) {
     counting = true;
     pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      statements++;
+      const q = this as unknown as ClientQueues;
+      if (!q._activeQuery && !q._sentQueryQueue?.length && !q._queryQueue?.length) roundTrips++;
       return (originalQuery as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof pg.Client.prototype.query;
   }
-  const start = statements;
-  return () => statements - start;
+  const start = roundTrips;
+  return () => roundTrips - start;
 }
 
 /** Serves the app on a loopback port for one new org; `call` sends JSON with its API key. */

@@ -2,7 +2,7 @@
 // ledger and gap-free numbering all on), and list latency over a large invoice table.
 import { sql } from 'kysely';
 import { type BenchContext, percentile, type Scenario } from '../harness.js';
-import { countStatements, serveBenchApi as serve } from '../http.js';
+import { countRoundTrips, serveBenchApi as serve } from '../http.js';
 
 const CLIENTS = 16;
 
@@ -55,7 +55,7 @@ async function createAndFinalize(ctx: BenchContext, flow: 'two_requests' | 'one_
     };
     // Round trips to the database per create + finalize pair (authentication included), counted
     // on one client at a time so nothing else is in flight.
-    const counted = countStatements();
+    const counted = countRoundTrips();
     for (let i = 0; i < 20; i++) await one(i % CLIENTS);
     const roundTrips = counted() / 20;
     // Steady state: the same load for a while first, unmeasured, so the figures are not those of

@@ -1,7 +1,6 @@
-import { isDeepStrictEqual } from 'node:util';
 import { type Selectable, sql } from 'kysely';
 import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
-import { inOrg, PREPARED, type Tx } from '../adapters/db/index.js';
+import { inOrg, PREPARED, THEN_COMMIT, type Tx } from '../adapters/db/index.js';
 import type { InvoiceLinesTable, InvoicesTable } from '../adapters/db/schema-billing.js';
 import { assertIsoDate, type IsoDate } from '../domain/dates.js';
 import type { AdjustmentInput } from '../domain/discount.js';
@@ -493,8 +492,21 @@ async function view(
   lines: LineRow[],
   expandCustomer = false,
 ): Promise<InvoiceView> {
-  // null once the customer is erased (their data key destroyed)
-  const notes = await decryptOrNull(
+  return render(
+    row,
+    lines,
+    await openNotes(deps, tx, row),
+    expandCustomer ? await getCustomerForDocument(deps, tx, ctx, row.customer_id) : row.customer_id,
+  );
+}
+
+/** An invoice's notes in clear; null once the customer is erased (their data key destroyed). */
+function openNotes(
+  deps: BillingDeps,
+  tx: Tx,
+  row: Pick<InvoiceRow, 'org_id' | 'customer_id' | 'id' | 'notes_enc'>,
+) {
+  return decryptOrNull(
     deps.cipher,
     tx,
     { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
@@ -503,6 +515,15 @@ async function view(
     row.id,
     row.notes_enc,
   );
+}
+
+/** The API's invoice object from its rows (what needs the database is passed in). */
+function render(
+  row: InvoiceRow,
+  lines: LineRow[],
+  notes: string | null,
+  customer: string | CustomerView,
+): InvoiceView {
   const breakdown = row.tax_breakdown as {
     category: string;
     percentage: string;
@@ -515,7 +536,7 @@ async function view(
     object: 'invoice',
     status: row.status,
     number: row.number,
-    customer: expandCustomer ? await getCustomerForDocument(deps, tx, ctx, row.customer_id) : row.customer_id,
+    customer,
     currency: row.currency,
     issue_date: row.issue_date,
     due_date: row.due_date,
@@ -1010,25 +1031,34 @@ async function finalizeDraft(
   // Last: the number, taken and written in one statement. The counter row is locked from here
   // to commit only; the database renders the number from the pattern split around the sequence.
   const t = numberTemplate(prepared.pattern, prepared.issue_date);
+  // The domain's rendering is the reference, and the database's must be the same function of the
+  // sequence: checked here, before a number is taken (there is no undoing it after the commit).
+  for (const n of [1n, 10n ** BigInt(t.width) + 7n])
+    if (`${t.prefix}${String(n).padStart(t.width, '0')}${t.suffix}` !== numberPrepared(prepared, n))
+      throw new Error('document number rendering differs');
   const seq = sql<string>`seq.last_value::text`;
   const numberSql = sql<string>`${t.prefix}::text || CASE WHEN length(${seq}) >= ${t.width}::int THEN ${seq}
         ELSE lpad(${seq}, ${t.width}::int, '0') END || ${t.suffix}::text`;
   const now = deps.clock.now();
-  // The invoice.finalized webhook event is queued by the same statement, so the counter's lock
-  // is not held across one more round trip: its object is known now but for the number, which
-  // the statement renders into it (in place of a one-off token); checked against the row below.
-  const token = `bv_number_${Buffer.from(randomBytesPooled(12)).toString('hex')}`;
-  const expected = invoiceObject({
-    ...row,
+  // What the statement writes, and what the invoice.finalized event says, from one object.
+  const settled = {
     ...totalsColumns(prepared.totals),
     status: prepared.state.status,
     amount_remaining: prepared.state.amount_remaining,
     issue_date: prepared.issue_date,
     due_date: prepared.due_date,
-    number: token,
-  });
-  const event = webhookEvent('invoice.finalized', expected, now);
-  const { sequence, ...finalized } = await tx
+  };
+  // The event is queued by the same statement, so the counter's lock is not held across one
+  // more round trip: its object is known now but for the number, which the statement renders
+  // into it (in place of a one-off token).
+  const token = `bv_number_${Buffer.from(randomBytesPooled(12)).toString('hex')}`;
+  const event = webhookEvent('invoice.finalized', invoiceObject({ ...row, ...settled, number: token }), now);
+  // The reply needs nothing more from the database (the notes are opened now), so COMMIT goes
+  // out with the statement and the counter's lock lasts no longer than the server's work. An
+  // invoice paid on finalisation (fully covered) emits invoice.paid too, after the statement.
+  const paid = settled.status === 'paid';
+  const notes = await openNotes(deps, tx, row);
+  const update = tx
     .with('seq', (db) =>
       db
         .insertInto('document_sequences')
@@ -1055,12 +1085,8 @@ async function finalizeDraft(
     .updateTable('invoices')
     .from('seq')
     .set({
-      ...totalsColumns(prepared.totals),
-      status: prepared.state.status,
-      amount_remaining: prepared.state.amount_remaining,
+      ...settled,
       number: numberSql,
-      issue_date: prepared.issue_date,
-      due_date: prepared.due_date,
       seller_snapshot: JSON.stringify(seller),
       buyer_snapshot_enc: buyerEnc,
       base_currency: org.base_currency,
@@ -1071,22 +1097,15 @@ async function finalizeDraft(
           ? prepared.totals.total
           : null,
       finalized_at: now,
-      paid_at: prepared.state.status === 'paid' ? now : null,
+      paid_at: paid ? now : null,
       version: sql<number>`invoices.version + 1`,
       updated_at: now,
     })
     .where('invoices.id', '=', id)
-    .returningAll('invoices')
-    .returning('seq.last_value as sequence')
-    .executeTakeFirstOrThrow();
-  // The domain's rendering is the reference: anything else rolls the whole finalisation back.
-  if (finalized.number !== numberPrepared(prepared, sequence))
-    throw new Error('document number rendering differs');
-  if (!isDeepStrictEqual(invoiceObject(finalized), { ...expected, number: finalized.number }))
-    throw new Error('invoice.finalized event differs from the finalised invoice');
-  if (finalized.status === 'paid')
-    await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject(finalized), now);
-  return view(deps, tx, ctx, finalized, lines);
+    .returningAll('invoices');
+  const finalized = await (paid ? update : update.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
+  if (paid) await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject(finalized), now);
+  return render(finalized, lines, notes, finalized.customer_id);
 }
 
 async function creditedRemainder(tx: Tx, row: InvoiceRow) {

@@ -344,6 +344,24 @@ describe('events', () => {
       { id: inv.id, number: inv.number, status: 'open', total: 1000 },
     );
     assert.equal(payload.data.object.customer, cus);
+    // the event's object is the finalised invoice as the API shows it (the statement that takes
+    // the number writes both, from one object; its COMMIT is already on the wire)
+    const shown = (await call('GET', `/v1/invoices/${inv.id}`)).json();
+    assert.deepEqual(payload.data.object, {
+      id: shown.id,
+      object: 'invoice',
+      customer: shown.customer,
+      number: shown.number,
+      status: shown.status,
+      currency: shown.currency,
+      total: shown.total,
+      amount_due: shown.amount_due,
+      amount_paid: shown.amount_paid,
+      amount_credited: shown.amount_credited,
+      amount_remaining: shown.amount_remaining,
+      issue_date: shown.issue_date,
+      due_date: shown.due_date,
+    });
     assert.ok(
       !rows[0]?.payload.includes('Ada') && !rows[0]?.payload.includes('ada@example.com'),
       'no PII in events',

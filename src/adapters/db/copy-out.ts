@@ -26,10 +26,19 @@ const ASYNC = new Set([0x4e, 0x53, 0x41]);
  * from node-postgres' protocol parser for the COPY and hands back whatever follows CopyDone (or
  * an ErrorResponse), so the client sees the end of the command as usual.
  */
-export function copyOut(client: pg.PoolClient, text: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    client.query(new CopyOutQuery(text, resolve, reject) as unknown as pg.QueryConfig);
-  });
+export async function copyOut(client: pg.PoolClient, text: string): Promise<Buffer> {
+  // A COPY takes the socket over, so it cannot share it with pipelined queries: the client is
+  // idle here (its caller awaits each query), and goes back to pipelining when the COPY is done.
+  const c = client as { pipeline: boolean };
+  const pipelined = c.pipeline;
+  c.pipeline = false;
+  try {
+    return await new Promise<Buffer>((resolve, reject) => {
+      client.query(new CopyOutQuery(text, resolve, reject) as unknown as pg.QueryConfig);
+    });
+  } finally {
+    c.pipeline = pipelined;
+  }
 }
 
 class CopyOutQuery {

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import {
@@ -52,10 +53,14 @@ export function connect(url: string, poolSize = 10): { db: Db; pool: pg.Pool } {
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
     application_name: 'billvault',
+    // Queries go out as soon as they are issued; see pipelineTransactions for the two that do
+    // not wait for the one before.
+    pipeline: true,
   });
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   pool.on('connect', prepareWrites);
+  pool.on('release', (_err: Error | undefined, client: pg.PoolClient) => resetPipeline(client));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   pools.set(db, pool);
   return { db, pool };
@@ -98,40 +103,166 @@ export const PREPARED = sql.raw(PREPARED_MARK);
  * stay unnamed unless marked PREPARED: a report's plan should see its parameters (a generic plan
  * may not suit every org).
  * Values still travel as parameters; only the statement text names the prepared statement.
+ *
+ * The connection also pipelines the two round trips of a transaction that need no answer in
+ * between (see pipelineTransactions).
  */
 function prepareWrites(client: pg.PoolClient): void {
   const names = new Map<string, string>();
   // After a schema change, statements are prepared afresh under new names (the failing
   // statement's transaction is retried by inTransaction, see isRetryable).
   let generation = 0;
+  // looked up on every call (the benchmarks count statements by wrapping the prototype's)
+  const query = (...args: unknown[]): Promise<pg.QueryResult> =>
+    (Object.getPrototypeOf(client).query as (...a: unknown[]) => Promise<pg.QueryResult>).apply(client, args);
+  const send = (text: string, values: unknown[] | undefined): Promise<pg.QueryResult> => {
+    if (values && (WRITE_STATEMENT.test(text) || MARKED_READ.test(text))) {
+      let name = names.get(text);
+      if (name === undefined && names.size < PREPARED_WRITES_PER_CONNECTION) {
+        name = `bv_w${generation}_${names.size}`;
+        names.set(text, name);
+      }
+      if (name !== undefined)
+        return query({ name, text, values }).catch((e: unknown) => {
+          if (isStalePreparedPlan(e)) {
+            generation++;
+            names.clear();
+          }
+          throw e;
+        });
+    }
+    return query(text, values);
+  };
+  const pipelined = pipelineTransactions(client, send);
   Object.defineProperty(client, 'query', {
     configurable: true,
     writable: true,
-    value(this: pg.PoolClient, text: unknown, values?: unknown, callback?: unknown) {
-      const query = Object.getPrototypeOf(this).query as (...args: unknown[]) => unknown;
+    value(text: unknown, values?: unknown, callback?: unknown) {
       if (
         typeof text === 'string' &&
-        Array.isArray(values) &&
         callback === undefined &&
-        (WRITE_STATEMENT.test(text) || MARKED_READ.test(text))
-      ) {
-        let name = names.get(text);
-        if (name === undefined && names.size < PREPARED_WRITES_PER_CONNECTION) {
-          name = `bv_w${generation}_${names.size}`;
-          names.set(text, name);
-        }
-        if (name !== undefined)
-          return (query.call(this, { name, text, values }) as Promise<unknown>).catch((e: unknown) => {
-            if (isStalePreparedPlan(e)) {
-              generation++;
-              names.clear();
-            }
-            throw e;
-          });
-      }
-      return query.call(this, text, values, callback);
+        (values === undefined || Array.isArray(values))
+      )
+        return pipelined(text, values as unknown[] | undefined);
+      return query(text, values, callback);
     },
   });
+}
+
+/** Appended to a transaction's last statement (`modifyEnd`): COMMIT follows it on the wire. */
+const THEN_COMMIT_MARK = '/* then commit */';
+export const THEN_COMMIT = sql.raw(THEN_COMMIT_MARK);
+/** Put after PREPARED on the statement that scopes a transaction (role, org): it follows BEGIN on the wire. */
+const SCOPE_TEXT = /^\/\* prepared \*\/ \/\* scope \*\/ /;
+export const SCOPE = sql.raw('/* scope */');
+/** BEGIN as Kysely sends it. */
+const KYSELY_BEGIN = /^(begin|start transaction( isolation level [a-z ]+)?)$/;
+
+interface PipelineState {
+  /** BEGIN, sent and not yet confirmed. */
+  begin?: Promise<pg.QueryResult> | undefined;
+  /** COMMIT, sent right after the transaction's last statement. */
+  commit?: Promise<pg.QueryResult> | undefined;
+}
+const pipelineStates = new WeakMap<pg.PoolClient, PipelineState>();
+
+const settled = <T>(p: Promise<T>): Promise<T> => {
+  p.catch(() => {});
+  return p;
+};
+
+/**
+ * Two round trips of every transaction carry nothing the client must read before the next
+ * statement, so the connection (in node-postgres' pipeline mode) sends them without waiting:
+ *
+ * - BEGIN goes out with the statement that scopes the transaction (marked SCOPE): Kysely's
+ *   BEGIN returns at once, and the scope statement's answer is awaited together with BEGIN's.
+ *   Nothing else follows an unconfirmed BEGIN: any other first statement waits for it, so no
+ *   write can run outside the transaction if BEGIN failed (the scope statement alone may, and
+ *   it changes nothing past its own end).
+ * - COMMIT goes out right behind the statement marked THEN_COMMIT, so the transaction's locks
+ *   (an invoice series' counter row) are held for the server's time only, not for a round trip
+ *   through a busy event loop as well. If that statement fails, the server answers COMMIT with
+ *   ROLLBACK: the statement's error is thrown and nothing is written. Kysely's own COMMIT then
+ *   only collects the answer; a statement after it is refused (the transaction is over).
+ */
+function pipelineTransactions(
+  client: pg.PoolClient,
+  send: (text: string, values: unknown[] | undefined) => Promise<pg.QueryResult>,
+) {
+  const state: PipelineState = {};
+  pipelineStates.set(client, state);
+  // Statements sent together leave in one write (one system call, one wake-up of the server).
+  const stream = (client as unknown as { connection: { stream: Partial<Writable> } }).connection.stream;
+  let corked: NodeJS.Immediate | undefined;
+  const cork = () => {
+    if (corked || !stream.cork || !stream.uncork) return;
+    stream.cork();
+    // whatever happens, the bytes leave before the event loop waits for I/O again
+    corked = setImmediate(uncork);
+  };
+  const uncork = () => {
+    if (!corked) return;
+    clearImmediate(corked);
+    corked = undefined;
+    stream.uncork?.();
+  };
+  return async (text: string, values: unknown[] | undefined): Promise<pg.QueryResult> => {
+    if (state.commit) {
+      const commit = state.commit;
+      if (text === 'commit' || text === 'rollback') {
+        state.commit = undefined;
+        // rollback after an early COMMIT: the statement failed (and the server rolled back), or
+        // the code after it threw; either way there is nothing left to roll back.
+        return text === 'commit'
+          ? commit
+          : { command: 'ROLLBACK', rowCount: null, rows: [], oid: 0, fields: [] };
+      }
+      throw new Error('a statement was sent after its transaction had been committed');
+    }
+    if (KYSELY_BEGIN.test(text) && !values?.length && !state.begin) {
+      cork();
+      state.begin = settled(send(text, values));
+      return { command: 'BEGIN', rowCount: null, rows: [], oid: 0, fields: [] };
+    }
+    if (state.begin) {
+      const begin = state.begin;
+      if (SCOPE_TEXT.test(text)) {
+        const scoped = settled(send(text, values));
+        uncork();
+        state.begin = undefined;
+        await begin;
+        return scoped;
+      }
+      uncork();
+      state.begin = undefined;
+      await begin;
+    }
+    if (text.endsWith(THEN_COMMIT_MARK)) {
+      cork();
+      const last = send(text, values);
+      const commit = settled(send('COMMIT', undefined));
+      uncork();
+      state.commit = commit;
+      const result = await last.catch(async (e: unknown) => {
+        await commit;
+        throw e;
+      });
+      const done = await commit;
+      if (done.command !== 'COMMIT') throw new Error('the transaction was rolled back at commit');
+      return result;
+    }
+    return send(text, values);
+  };
+}
+
+/** Forgets what a client had pipelined (the pool hands it to someone else next). */
+function resetPipeline(client: pg.PoolClient): void {
+  const state = pipelineStates.get(client);
+  if (state) {
+    state.begin = undefined;
+    state.commit = undefined;
+  }
 }
 
 /**

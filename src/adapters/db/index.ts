@@ -8,6 +8,7 @@ export {
   openDatabase,
   PREPARED,
   poolOf,
+  THEN_COMMIT,
 } from './database.js';
 export { DatabaseStartError, ensureDatabase, startEmbeddedPostgres } from './embedded.js';
 export { MigrationError, migrate, migrationStatus } from './migrate.js';
