@@ -767,6 +767,7 @@ async function insertDraftRows(
   lines: StoredLine[],
   fields: DraftFields,
   source?: { quote: string },
+  last = false,
 ): Promise<{ row: InvoiceRow; lines: LineRow[] }> {
   const id = newId('invoice');
   const rounding = await orgRounding(tx);
@@ -796,7 +797,7 @@ async function insertDraftRows(
     insert = insert.with('l', (db) =>
       db.insertInto('invoice_lines').values(lineValues),
     ) as unknown as typeof insert;
-  const row = await insert
+  const draft = insert
     .insertInto('invoices')
     .values({
       org_id: ctx.actor.orgId,
@@ -817,8 +818,9 @@ async function insertDraftRows(
       created_at: now,
       updated_at: now,
     })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+    .returningAll();
+  // `last`: the transaction's last statement, its COMMIT sent with it
+  const row = await (last ? draft.modifyEnd(THEN_COMMIT) : draft).executeTakeFirstOrThrow();
   return { row, lines: writtenLines(lineValues) };
 }
 
@@ -842,7 +844,12 @@ export async function createInvoice(
     if (input.finalize) await authorize(tx, ctx, 'invoices:finalize', customerResource(customer));
     const currency = await documentCurrency(tx, input.currency, customer.currency);
     const lines = await resolveLines(tx, currency, input.lines);
-    if (!input.finalize) return insertDraft(deps, tx, ctx, customer, currency, lines, input);
+    if (!input.finalize) {
+      // The draft is the transaction's last statement: its notes are the input's, so the reply
+      // needs nothing more from the database and COMMIT goes out with the INSERT.
+      const draft = await insertDraftRows(deps, tx, ctx, customer, currency, lines, input, undefined, true);
+      return render(draft.row, draft.lines, input.notes ?? null, draft.row.customer_id);
+    }
     const draft = await insertDraftRows(deps, tx, ctx, customer, currency, lines, input);
     const buyer = Object.fromEntries(BUYER_COLUMNS.map((c) => [c, customer[c]]));
     return finalizeDraft(deps, tx, ctx, draft.row, draft.lines, buyer, {});
@@ -1008,7 +1015,6 @@ async function finalizeDraft(
     buyerSnapshot,
   );
   const seller = await sellerSnapshot(tx);
-  // The ledger entry and the audit event, in one statement.
   const audit = auditRow({
     orgId: ctx.actor.orgId,
     actor: ctx.actor,
@@ -1018,16 +1024,6 @@ async function finalizeDraft(
     meta: ctx.meta,
     details: { total: prepared.totals.total.toString(), currency: row.currency },
   });
-  if (prepared.entry) {
-    const entry = entryRows(row.org_id, prepared.entry, deps.clock.now());
-    const withLedger = tx
-      .with('e', (db) => db.insertInto('journal_entries').values(entry.entry))
-      .with('l', (db) => db.insertInto('journal_lines').values(entry.lines));
-    if (auditSkippedForBenchmark()) await withLedger.selectNoFrom(sql<number>`1`.as('done')).execute();
-    else await withLedger.insertInto('audit_events').values(audit).execute();
-  } else if (!auditSkippedForBenchmark()) {
-    await tx.insertInto('audit_events').values(audit).execute();
-  }
   // Last: the number, taken and written in one statement. The counter row is locked from here
   // to commit only; the database renders the number from the pattern split around the sequence.
   const t = numberTemplate(prepared.pattern, prepared.issue_date);
@@ -1058,7 +1054,7 @@ async function finalizeDraft(
   // invoice paid on finalisation (fully covered) emits invoice.paid too, after the statement.
   const paid = settled.status === 'paid';
   const notes = await openNotes(deps, tx, row);
-  const update = tx
+  const numbered = tx
     .with('seq', (db) =>
       db
         .insertInto('document_sequences')
@@ -1081,7 +1077,21 @@ async function finalizeDraft(
           now,
           sql`CROSS JOIN seq`,
         )})`,
-    )
+    );
+  // The ledger entry and the audit event ride on the same statement (one round trip less; the
+  // journal lines' balance is checked at commit, as before).
+  let withEntries = numbered;
+  if (prepared.entry) {
+    const entry = entryRows(row.org_id, prepared.entry, now);
+    withEntries = withEntries
+      .with('e', (db) => db.insertInto('journal_entries').values(entry.entry))
+      .with('l', (db) => db.insertInto('journal_lines').values(entry.lines)) as unknown as typeof numbered;
+  }
+  if (!auditSkippedForBenchmark())
+    withEntries = withEntries.with('fa', (db) =>
+      db.insertInto('audit_events').values(audit),
+    ) as unknown as typeof numbered;
+  const update = withEntries
     .updateTable('invoices')
     .from('seq')
     .set({
