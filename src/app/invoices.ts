@@ -757,21 +757,22 @@ export async function insertDraft(
   return view(deps, tx, ctx, row, written);
 }
 
-/** insertDraft without the reply: the stored invoice and line rows. */
-async function insertDraftRows(
+/** What a new draft writes: its invoice row, its lines and its `invoice.created` audit event. */
+async function draftRows(
   deps: BillingDeps,
   tx: Tx,
   ctx: Ctx,
+  id: string,
   customer: { id: string; payment_terms_days: number },
   currency: string,
   lines: StoredLine[],
   fields: DraftFields,
   source?: { quote: string },
-  last = false,
-): Promise<{ row: InvoiceRow; lines: LineRow[] }> {
-  const id = newId('invoice');
-  const rounding = await orgRounding(tx);
-  const totals = computeInvoice(documentInput(currency, lines, fields.discounts ?? []), { rounding });
+  computed?: { rounding: RoundingMode; totals: InvoiceTotals },
+) {
+  const rounding = computed?.rounding ?? (await orgRounding(tx));
+  const totals =
+    computed?.totals ?? computeInvoice(documentInput(currency, lines, fields.discounts ?? []), { rounding });
   const now = deps.clock.now();
   const lineValues = lineRows(ctx.actor.orgId, id, lines, totals);
   const audit = auditRow({
@@ -789,6 +790,52 @@ async function insertDraftRows(
       ...(source ?? {}),
     },
   });
+  const values = {
+    org_id: ctx.actor.orgId,
+    id,
+    customer_id: customer.id,
+    status: 'draft' as InvoiceStatus,
+    number: null,
+    currency,
+    rounding,
+    due_date: fields.due_date ? assertIsoDate(fields.due_date, 'due_date') : null,
+    payment_terms_days: fields.payment_terms_days ?? customer.payment_terms_days,
+    po_number: fields.po_number ?? null,
+    notes_enc: (await sealNotes(deps, tx, ctx.actor.orgId, customer.id, id, fields.notes)) ?? null,
+    footer: fields.footer ?? null,
+    discounts: JSON.stringify(fields.discounts ?? []),
+    charges: '[]',
+    ...totalsColumns(totals),
+    created_at: now,
+    updated_at: now,
+  };
+  return { values, lineValues, audit, totals };
+}
+type DraftRows = Awaited<ReturnType<typeof draftRows>>;
+
+/** insertDraft without the reply: the stored invoice and line rows. */
+async function insertDraftRows(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  customer: { id: string; payment_terms_days: number },
+  currency: string,
+  lines: StoredLine[],
+  fields: DraftFields,
+  source?: { quote: string },
+  last = false,
+): Promise<{ row: InvoiceRow; lines: LineRow[] }> {
+  const { values, lineValues, audit } = await draftRows(
+    deps,
+    tx,
+    ctx,
+    newId('invoice'),
+    customer,
+    currency,
+    lines,
+    fields,
+    source,
+  );
   // One statement writes the invoice, its lines and the audit event (the lines' foreign key is
   // checked at its end); the lines are not read back: we have just computed them.
   const withAudit = tx.with('a', (db) => db.insertInto('audit_events').values(audit));
@@ -797,28 +844,7 @@ async function insertDraftRows(
     insert = insert.with('l', (db) =>
       db.insertInto('invoice_lines').values(lineValues),
     ) as unknown as typeof insert;
-  const draft = insert
-    .insertInto('invoices')
-    .values({
-      org_id: ctx.actor.orgId,
-      id,
-      customer_id: customer.id,
-      status: 'draft',
-      number: null,
-      currency,
-      rounding,
-      due_date: fields.due_date ? assertIsoDate(fields.due_date, 'due_date') : null,
-      payment_terms_days: fields.payment_terms_days ?? customer.payment_terms_days,
-      po_number: fields.po_number ?? null,
-      notes_enc: (await sealNotes(deps, tx, ctx.actor.orgId, customer.id, id, fields.notes)) ?? null,
-      footer: fields.footer ?? null,
-      discounts: JSON.stringify(fields.discounts ?? []),
-      charges: '[]',
-      ...totalsColumns(totals),
-      created_at: now,
-      updated_at: now,
-    })
-    .returningAll();
+  const draft = insert.insertInto('invoices').values(values).returningAll();
   // `last`: the transaction's last statement, its COMMIT sent with it
   const row = await (last ? draft.modifyEnd(THEN_COMMIT) : draft).executeTakeFirstOrThrow();
   return { row, lines: writtenLines(lineValues) };
@@ -850,9 +876,36 @@ export async function createInvoice(
       const draft = await insertDraftRows(deps, tx, ctx, customer, currency, lines, input, undefined, true);
       return render(draft.row, draft.lines, input.notes ?? null, draft.row.customer_id);
     }
-    const draft = await insertDraftRows(deps, tx, ctx, customer, currency, lines, input);
+    // Created already finalised: the invoice is inserted open and numbered, with the same rows
+    // and audit events as a draft finalised at once, in one statement (no draft row to update).
+    const id = newId('invoice');
+    const rounding = await orgRounding(tx);
     const buyer = Object.fromEntries(BUYER_COLUMNS.map((c) => [c, customer[c]]));
-    return finalizeDraft(deps, tx, ctx, draft.row, draft.lines, buyer, {});
+    const discounts = input.discounts ?? [];
+    const due = input.due_date ? assertIsoDate(input.due_date, 'due_date') : null;
+    return finalizeDraft(deps, tx, ctx, {
+      spec: {
+        org_id: ctx.actor.orgId,
+        id,
+        customer_id: customer.id,
+        currency,
+        rounding,
+        discounts,
+        due_date: due,
+        payment_terms_days: input.payment_terms_days ?? customer.payment_terms_days,
+        lines,
+        amount_paid: 0n,
+        amount_credited: 0n,
+      },
+      buyerFields: buyer,
+      input: {},
+      write: {
+        kind: 'insert',
+        rows: (totals) =>
+          draftRows(deps, tx, ctx, id, customer, currency, lines, input, undefined, { rounding, totals }),
+        notes: input.notes ?? null,
+      },
+    });
   });
 }
 
@@ -956,28 +1009,64 @@ export async function finalizeInvoice(
 ): Promise<InvoiceView> {
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
     const { row, lines, buyer } = await loadInvoiceWith(tx, ctx, id, 'invoices:finalize', true, true);
-    return finalizeDraft(deps, tx, ctx, row, lines, buyer, input);
+    return finalizeDraft(deps, tx, ctx, {
+      spec: {
+        ...row,
+        discounts: row.discounts as DocumentDiscountInput[],
+        lines: storedLines(lines),
+      },
+      state: stateOf(row, lines.length),
+      buyerFields: buyer,
+      input,
+      write: { kind: 'update', row, lines },
+    });
   });
 }
 
+/** What finalisation reads of a draft, stored (an update) or about to be written (an insert). */
+interface DraftSpec {
+  org_id: string;
+  id: string;
+  customer_id: string;
+  currency: string;
+  rounding: RoundingMode;
+  discounts: DocumentDiscountInput[];
+  due_date: string | null;
+  payment_terms_days: number;
+  lines: StoredLine[];
+  amount_paid: bigint;
+  amount_credited: bigint;
+}
+
+interface Finalization {
+  spec: DraftSpec;
+  /** The stored draft's state (the transition table checks it); a new draft's when absent. */
+  state?: InvoiceState;
+  /** The customer's encrypted buyer columns (BUYER_COLUMNS). */
+  buyerFields: Record<string, unknown>;
+  input: FinalizeInput;
+  write:
+    | { kind: 'update'; row: InvoiceRow; lines: LineRow[] }
+    | {
+        kind: 'insert';
+        /** The new draft's rows, from the totals finalisation computed. */
+        rows: (totals: InvoiceTotals) => Promise<DraftRows>;
+        notes: string | null;
+      };
+}
+
 /**
- * The finalisation itself, inside the caller's transaction, on a draft the actor may finalise
- * (POST /v1/invoices/{id}/finalize, and POST /v1/invoices with `finalize: true`). `buyerFields`
- * holds the customer's encrypted buyer columns (BUYER_COLUMNS). Whatever else a finalisation
- * must do (events, notifications) belongs here, so that both ways of finalising do it.
+ * The finalisation itself, inside the caller's transaction, on a draft the actor may finalise:
+ * a stored draft (POST /v1/invoices/{id}/finalize), or a new one written open and numbered in the
+ * same statement (POST /v1/invoices with `finalize: true`: same rows, same audit events, no draft
+ * row to update). Whatever else a finalisation must do (events, notifications) belongs here, so
+ * that both ways of finalising do it.
  */
-async function finalizeDraft(
-  deps: BillingDeps,
-  tx: Tx,
-  ctx: Ctx,
-  row: InvoiceRow,
-  lines: LineRow[],
-  buyerFields: Record<string, unknown>,
-  input: FinalizeInput,
-): Promise<InvoiceView> {
-  const id = row.id;
+async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalization): Promise<InvoiceView> {
+  const { spec, input } = f;
+  const id = spec.id;
   const org = await orgContext(tx);
-  if (input.fx_rate && org.base_currency === row.currency) {
+  if (input.fx_rate && org.base_currency === spec.currency) {
     throw new DomainError(
       'validation_failed',
       'fx_rate applies only to invoices in another currency than the base.',
@@ -986,21 +1075,30 @@ async function finalizeDraft(
   }
   // Everything that can fail is checked here, before a number exists.
   const prepared = prepareFinalization({
-    ref: { invoice: id, customer: row.customer_id },
-    input: documentInput(row.currency, storedLines(lines), row.discounts as DocumentDiscountInput[]),
-    options: { rounding: row.rounding },
-    state: stateOf(row, lines.length),
+    ref: { invoice: id, customer: spec.customer_id },
+    input: documentInput(spec.currency, spec.lines, spec.discounts),
+    options: { rounding: spec.rounding },
+    state: f.state ?? {
+      status: 'draft',
+      line_count: spec.lines.length,
+      total: 0n,
+      amount_due: 0n,
+      amount_paid: 0n,
+      amount_credited: 0n,
+      amount_remaining: 0n,
+    },
     series_pattern: await orgPattern(tx, 'invoice'),
     issue_date: input.issue_date ?? isoDay(deps.clock.now()),
-    due: row.due_date ? { due_date: row.due_date } : { payment_terms_days: row.payment_terms_days },
+    due: spec.due_date ? { due_date: spec.due_date } : { payment_terms_days: spec.payment_terms_days },
     ...(input.fx_rate ? { fx: { base_currency: org.base_currency, rate: input.fx_rate } } : {}),
   });
+  const fresh = f.write.kind === 'insert' ? await f.write.rows(prepared.totals) : undefined;
   const buyer = await customersCrypto.open(
     deps.cipher,
     tx,
-    { orgId: row.org_id, subject: { type: 'customer', id: row.customer_id } },
-    row.customer_id,
-    buyerFields,
+    { orgId: spec.org_id, subject: { type: 'customer', id: spec.customer_id } },
+    spec.customer_id,
+    f.buyerFields,
   );
   const buyerSnapshot = JSON.stringify({
     name: buyer.legal_name ?? buyer.name,
@@ -1010,7 +1108,7 @@ async function finalizeDraft(
   });
   const buyerEnc = await deps.cipher.encrypt(
     tx,
-    { orgId: row.org_id },
+    { orgId: spec.org_id },
     { table: 'invoices', column: 'buyer_snapshot_enc', rowId: id },
     buyerSnapshot,
   );
@@ -1022,7 +1120,7 @@ async function finalizeDraft(
     target: { type: 'invoice', id },
     outcome: 'success',
     meta: ctx.meta,
-    details: { total: prepared.totals.total.toString(), currency: row.currency },
+    details: { total: prepared.totals.total.toString(), currency: spec.currency },
   });
   // Last: the number, taken and written in one statement. The counter row is locked from here
   // to commit only; the database renders the number from the pattern split around the sequence.
@@ -1048,17 +1146,17 @@ async function finalizeDraft(
   // more round trip: its object is known now but for the number, which the statement renders
   // into it (in place of a one-off token).
   const token = `bv_number_${Buffer.from(randomBytesPooled(12)).toString('hex')}`;
-  const event = webhookEvent('invoice.finalized', invoiceObject({ ...row, ...settled, number: token }), now);
+  const event = webhookEvent('invoice.finalized', invoiceObject({ ...spec, ...settled, number: token }), now);
   // The reply needs nothing more from the database (the notes are opened now), so COMMIT goes
   // out with the statement and the counter's lock lasts no longer than the server's work. An
   // invoice paid on finalisation (fully covered) emits invoice.paid too, after the statement.
   const paid = settled.status === 'paid';
-  const notes = await openNotes(deps, tx, row);
+  const notes = f.write.kind === 'insert' ? f.write.notes : await openNotes(deps, tx, f.write.row);
   const numbered = tx
     .with('seq', (db) =>
       db
         .insertInto('document_sequences')
-        .values({ org_id: row.org_id, series: 'invoice', scope: prepared.sequence_scope, last_value: 1n })
+        .values({ org_id: spec.org_id, series: 'invoice', scope: prepared.sequence_scope, last_value: 1n })
         .onConflict((oc) =>
           oc
             .columns(['org_id', 'series', 'scope'])
@@ -1070,7 +1168,7 @@ async function finalizeDraft(
       'wh',
       () =>
         sql<{ id: string }>`(${deliveriesInsert(
-          row.org_id,
+          spec.org_id,
           'invoice.finalized',
           event.id,
           sql`replace(${event.payload}, ${JSON.stringify(token)}, to_jsonb(${numberSql})::text)`,
@@ -1078,43 +1176,74 @@ async function finalizeDraft(
           sql`CROSS JOIN seq`,
         )})`,
     );
-  // The ledger entry and the audit event ride on the same statement (one round trip less; the
-  // journal lines' balance is checked at commit, as before).
-  let withEntries = numbered;
+  // The ledger entry and the audit events ride on the same statement (the journal lines' balance
+  // is checked at commit, as before).
+  let writes = numbered;
   if (prepared.entry) {
-    const entry = entryRows(row.org_id, prepared.entry, now);
-    withEntries = withEntries
+    const entry = entryRows(spec.org_id, prepared.entry, now);
+    writes = writes
       .with('e', (db) => db.insertInto('journal_entries').values(entry.entry))
       .with('l', (db) => db.insertInto('journal_lines').values(entry.lines)) as unknown as typeof numbered;
   }
-  if (!auditSkippedForBenchmark())
-    withEntries = withEntries.with('fa', (db) =>
+  if (!auditSkippedForBenchmark()) {
+    if (fresh)
+      writes = writes.with('ca', (db) =>
+        db.insertInto('audit_events').values(fresh.audit),
+      ) as unknown as typeof numbered;
+    writes = writes.with('fa', (db) =>
       db.insertInto('audit_events').values(audit),
     ) as unknown as typeof numbered;
-  const update = withEntries
-    .updateTable('invoices')
-    .from('seq')
-    .set({
-      ...settled,
-      number: numberSql,
-      seller_snapshot: JSON.stringify(seller),
-      buyer_snapshot_enc: buyerEnc,
-      base_currency: org.base_currency,
-      fx_rate: prepared.fx?.rate ?? null,
-      total_base: prepared.fx
-        ? prepared.fx.total_base
-        : org.base_currency === row.currency
-          ? prepared.totals.total
-          : null,
-      finalized_at: now,
-      paid_at: paid ? now : null,
-      version: sql<number>`invoices.version + 1`,
-      updated_at: now,
-    })
-    .where('invoices.id', '=', id)
-    .returningAll('invoices');
-  const finalized = await (paid ? update : update.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
-  if (paid) await emitEvent(tx, row.org_id, 'invoice.paid', invoiceObject(finalized), now);
+  }
+  const finalColumns = {
+    ...settled,
+    seller_snapshot: JSON.stringify(seller),
+    buyer_snapshot_enc: buyerEnc,
+    base_currency: org.base_currency,
+    fx_rate: prepared.fx?.rate ?? null,
+    total_base: prepared.fx
+      ? prepared.fx.total_base
+      : org.base_currency === spec.currency
+        ? prepared.totals.total
+        : null,
+    finalized_at: now,
+    paid_at: paid ? now : null,
+  };
+  let finalized: InvoiceRow;
+  let lines: LineRow[];
+  if (fresh) {
+    // The lines go in first (the number's sub-select waits for them, before it takes the
+    // counter's lock), so the lines' guard does not yet see an invoice that is not a draft; their
+    // foreign key is checked at the end of the statement, when the invoice is there.
+    const withLines = writes.with('il', (db) =>
+      db.insertInto('invoice_lines').values(fresh.lineValues).returning('position'),
+    );
+    const insert = withLines
+      .insertInto('invoices')
+      .values({
+        ...fresh.values,
+        ...finalColumns,
+        number: sql<string>`(SELECT ${numberSql} FROM seq
+          WHERE (SELECT count(*) FROM il) = ${fresh.lineValues.length})`,
+      })
+      .returningAll();
+    finalized = await (paid ? insert : insert.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
+    lines = writtenLines(fresh.lineValues);
+  } else {
+    const update = writes
+      .updateTable('invoices')
+      .from('seq')
+      .set({
+        ...finalColumns,
+        number: numberSql,
+        version: sql<number>`invoices.version + 1`,
+        updated_at: now,
+      })
+      .where('invoices.id', '=', id)
+      .returningAll('invoices');
+    finalized = await (paid ? update : update.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
+    lines = (f.write as { lines: LineRow[] }).lines;
+  }
+  if (paid) await emitEvent(tx, spec.org_id, 'invoice.paid', invoiceObject(finalized), now);
   return render(finalized, lines, notes, finalized.customer_id);
 }
 

@@ -168,6 +168,36 @@ describe('POST /v1/invoices with finalize: true', () => {
     );
     assert.deepEqual(eb, ea);
 
+    // The same stored lines; the one-request invoice was written open and numbered in one
+    // statement, and its lines are as immutable as any finalised invoice's.
+    const linesOf = async (id: string) =>
+      (
+        await sql<
+          Record<string, unknown>
+        >`SELECT * FROM invoice_lines WHERE invoice_id = ${id} ORDER BY position`.execute(t.db)
+      ).rows.map(({ invoice_id: _, ...l }) => l);
+    const [la, lb] = [await linesOf(a.id), await linesOf(b.id)];
+    assert.equal(lb.length, lines().length);
+    assert.deepEqual(lb, la);
+    await assert.rejects(
+      inOrg(t.db, orgA, (tx) =>
+        sql`UPDATE invoice_lines SET unit_amount = 1 WHERE invoice_id = ${b.id}`.execute(tx),
+      ),
+      /lines cannot change/,
+    );
+    await assert.rejects(
+      inOrg(t.db, orgA, (tx) =>
+        sql`INSERT INTO invoice_lines (org_id, invoice_id, position, description, quantity, unit_amount,
+            gross_amount, discount_amount, charge_amount, amount, net_amount)
+          VALUES (${orgA}, ${b.id}, 99, 'Smuggled', '1', 1, 1, 0, 0, 1, 1)`.execute(tx),
+      ),
+      /lines cannot change/,
+    );
+    await assert.rejects(
+      inOrg(t.db, orgA, (tx) => sql`UPDATE invoices SET total = 1 WHERE id = ${b.id}`.execute(tx)),
+      /finalized and cannot be changed/,
+    );
+
     const ledger = await app.inject({ method: 'GET', url: '/v1/ledger/verify', headers: as('owner') });
     assert.equal(ledger.json().ok, true, JSON.stringify(ledger.json().problems));
   });
