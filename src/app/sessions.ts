@@ -1,6 +1,15 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { sql } from 'kysely';
-import { APP_ROLE, type Db, inOrg, isRetryable, noteTxOrgScope, type Tx } from '../adapters/db/index.js';
+import {
+  APP_ROLE,
+  type Db,
+  inOrg,
+  isRetryable,
+  noteTxOrgScope,
+  PREPARED,
+  SCOPE,
+  type Tx,
+} from '../adapters/db/index.js';
 import { DomainError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { type Actor, isRole, type Role } from '../domain/permissions.js';
@@ -109,7 +118,7 @@ export async function inPlatform<T>(
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction().execute(async (tx) => {
-        await sql`SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true), set_config('app.platform', 'on', true)`.execute(
+        await sql`${PREPARED} ${SCOPE} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true), set_config('app.platform', 'on', true)`.execute(
           tx,
         );
         noteTxOrgScope(tx, orgId);

@@ -8,6 +8,7 @@ export {
   openDatabase,
   PREPARED,
   poolOf,
+  SCOPE,
   THEN_COMMIT,
 } from './database.js';
 export { DatabaseStartError, ensureDatabase, startEmbeddedPostgres } from './embedded.js';
