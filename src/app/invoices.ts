@@ -1176,24 +1176,49 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
           sql`CROSS JOIN seq`,
         )})`,
     );
-  // The ledger entry and the audit events ride on the same statement (the journal lines' balance
-  // is checked at commit, as before).
+  // The ledger entry, the audit events and a new invoice's lines ride on the same statement (the
+  // journal lines' balance is checked at commit, as before). They are written before the counter
+  // row is locked: the statement reads them (a count that is never negative) before it reads the
+  // counter, so the lock lasts the invoice row, the webhook event and the commit only. (Left
+  // unread, PostgreSQL would run them after the main statement, with the lock held.)
   let writes = numbered;
+  const first: string[] = [];
   if (prepared.entry) {
     const entry = entryRows(spec.org_id, prepared.entry, now);
     writes = writes
-      .with('e', (db) => db.insertInto('journal_entries').values(entry.entry))
-      .with('l', (db) => db.insertInto('journal_lines').values(entry.lines)) as unknown as typeof numbered;
+      .with('e', (db) => db.insertInto('journal_entries').values(entry.entry).returning('id'))
+      .with('l', (db) =>
+        db.insertInto('journal_lines').values(entry.lines).returning('line_no'),
+      ) as unknown as typeof numbered;
+    first.push('e', 'l');
   }
   if (!auditSkippedForBenchmark()) {
-    if (fresh)
+    if (fresh) {
       writes = writes.with('ca', (db) =>
-        db.insertInto('audit_events').values(fresh.audit),
+        db.insertInto('audit_events').values(fresh.audit).returning('id'),
       ) as unknown as typeof numbered;
+      first.push('ca');
+    }
     writes = writes.with('fa', (db) =>
-      db.insertInto('audit_events').values(audit),
+      db.insertInto('audit_events').values(audit).returning('id'),
     ) as unknown as typeof numbered;
+    first.push('fa');
   }
+  if (fresh) {
+    // A new invoice's lines go in before the invoice row too, so the lines' guard does not yet
+    // see an invoice that is not a draft; their foreign key is checked at the end of the
+    // statement, when the invoice is there.
+    writes = writes.with('il', (db) =>
+      db.insertInto('invoice_lines').values(fresh.lineValues).returning('position'),
+    ) as unknown as typeof numbered;
+    first.push('il');
+  }
+  const written = first.length
+    ? sql<boolean>`(${sql.join(
+        first.map((name) => sql`(SELECT count(*) FROM ${sql.table(name)})`),
+        sql` + `,
+      )}) >= 0`
+    : sql<boolean>`true`;
   const finalColumns = {
     ...settled,
     seller_snapshot: JSON.stringify(seller),
@@ -1211,19 +1236,12 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
   let finalized: InvoiceRow;
   let lines: LineRow[];
   if (fresh) {
-    // The lines go in first (the number's sub-select waits for them, before it takes the
-    // counter's lock), so the lines' guard does not yet see an invoice that is not a draft; their
-    // foreign key is checked at the end of the statement, when the invoice is there.
-    const withLines = writes.with('il', (db) =>
-      db.insertInto('invoice_lines').values(fresh.lineValues).returning('position'),
-    );
-    const insert = withLines
+    const insert = writes
       .insertInto('invoices')
       .values({
         ...fresh.values,
         ...finalColumns,
-        number: sql<string>`(SELECT ${numberSql} FROM seq
-          WHERE (SELECT count(*) FROM il) = ${fresh.lineValues.length})`,
+        number: sql<string>`(SELECT ${numberSql} FROM seq WHERE ${written})`,
       })
       .returningAll();
     finalized = await (paid ? insert : insert.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
@@ -1239,6 +1257,7 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
         updated_at: now,
       })
       .where('invoices.id', '=', id)
+      .where(written)
       .returningAll('invoices');
     finalized = await (paid ? update : update.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
     lines = (f.write as { lines: LineRow[] }).lines;
