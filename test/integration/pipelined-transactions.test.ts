@@ -44,7 +44,7 @@ const scope = (db: Db, value: string) =>
 describe('pipelined transactions', () => {
   it('BEGIN and the scope statement: one transaction, its setting local to it', async () => {
     const seen = await one.db.transaction().execute(async (tx) => {
-      assert.equal((await scope(tx, 'scoped')).rows[0]?.v, 'scoped');
+      await scope(tx, 'scoped');
       await insert(tx, 1, 'a').execute();
       const r = await sql<{ v: string; same: boolean }>`
         SELECT current_setting('app.pt') AS v, now() = statement_timestamp() AS same`.execute(tx);
@@ -127,7 +127,33 @@ describe('pipelined transactions', () => {
     assert.ok((await rows()).some((r) => r.k === 10));
   });
 
-  it('on the wire: five statements, three round trips (BEGIN with the scope, the last with COMMIT)', async () => {
+  it('a read right after the scope rides with BEGIN, and sees the scope’s settings', async () => {
+    const r = await one.db.transaction().execute(async (tx) => {
+      await scope(tx, 'read-along');
+      return (await sql<{ v: string }>`SELECT current_setting('app.pt') AS v`.execute(tx)).rows[0]?.v;
+    });
+    assert.equal(r, 'read-along');
+  });
+
+  it('if the scope statement fails, the read behind it hands back the error, not rows; nothing is written', async () => {
+    await assert.rejects(
+      one.db.transaction().execute(async (tx) => {
+        // a scope statement that fails on the server (division by zero), then a read, then a write
+        await sql`${PREPARED} ${SCOPE} SELECT set_config('app.pt', (1 / ${0}::int)::text, true)`.execute(tx);
+        await sql`SELECT k FROM pt`.execute(tx);
+        await insert(tx, 40, 'never').execute();
+      }),
+      /division by zero/,
+    );
+    assert.ok(!(await rows()).some((r) => r.k === 40));
+    // and the connection is fine for its next user
+    await one.db.transaction().execute(async (tx) => {
+      await scope(tx, 'after');
+      await sql`SELECT 1`.execute(tx);
+    });
+  });
+
+  it('on the wire: six statements, three round trips (BEGIN, the scope and a read together; the last with COMMIT)', async () => {
     const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
     const original = proto.query;
     let statements = 0;
@@ -140,13 +166,14 @@ describe('pipelined transactions', () => {
     try {
       await one.db.transaction().execute(async (tx) => {
         await scope(tx, 'x');
+        await sql`SELECT count(*) FROM pt`.execute(tx);
         await insert(tx, 11, 'k').execute();
         await insert(tx, 12, 'l').modifyEnd(THEN_COMMIT).execute();
       });
     } finally {
       proto.query = original;
     }
-    assert.deepEqual({ statements, roundTrips }, { statements: 5, roundTrips: 3 });
+    assert.deepEqual({ statements, roundTrips }, { statements: 6, roundTrips: 3 });
   });
 
   it('serialisation failures and retries still see the failing statement’s SQLSTATE', async () => {

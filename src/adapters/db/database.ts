@@ -155,12 +155,16 @@ export const THEN_COMMIT = sql.raw(THEN_COMMIT_MARK);
 /** Put after PREPARED on the statement that scopes a transaction (role, org): it follows BEGIN on the wire. */
 const SCOPE_TEXT = /^\/\* prepared \*\/ \/\* scope \*\/ /;
 export const SCOPE = sql.raw('/* scope */');
+/** A read (what may follow an unconfirmed BEGIN: it writes nothing, whatever happened to BEGIN). */
+const READ = /^\s*(\/\* prepared \*\/\s*)?select\b/i;
 /** BEGIN as Kysely sends it. */
 const KYSELY_BEGIN = /^(begin|start transaction( isolation level [a-z ]+)?)$/;
 
 interface PipelineState {
   /** BEGIN, sent and not yet confirmed. */
   begin?: Promise<pg.QueryResult> | undefined;
+  /** The scope statement sent behind BEGIN, not yet confirmed. */
+  scope?: Promise<pg.QueryResult> | undefined;
   /** COMMIT, sent right after the transaction's last statement. */
   commit?: Promise<pg.QueryResult> | undefined;
 }
@@ -175,11 +179,12 @@ const settled = <T>(p: Promise<T>): Promise<T> => {
  * Two round trips of every transaction carry nothing the client must read before the next
  * statement, so the connection (in node-postgres' pipeline mode) sends them without waiting:
  *
- * - BEGIN goes out with the statement that scopes the transaction (marked SCOPE): Kysely's
- *   BEGIN returns at once, and the scope statement's answer is awaited together with BEGIN's.
- *   Nothing else follows an unconfirmed BEGIN: any other first statement waits for it, so no
- *   write can run outside the transaction if BEGIN failed (the scope statement alone may, and
- *   it changes nothing past its own end).
+ * - BEGIN goes out with the statement that scopes the transaction (marked SCOPE) and, when the
+ *   transaction's first statement after them is a read, with that read: Kysely's BEGIN and the
+ *   scope statement return at once, and their answers are awaited with the read's. A write never
+ *   follows an unconfirmed BEGIN (it waits for BEGIN and the scope), so none can run outside its
+ *   transaction or unscoped if either failed; a read that ran so has its rows dropped and the
+ *   failure thrown instead (the scope statement itself changes nothing past its own end).
  * - COMMIT goes out right behind the statement marked THEN_COMMIT, so the transaction's locks
  *   (an invoice series' counter row) are held for the server's time only, not for a round trip
  *   through a busy event loop as well. If that statement fails, the server answers COMMIT with
@@ -226,17 +231,28 @@ function pipelineTransactions(
       return { command: 'BEGIN', rowCount: null, rows: [], oid: 0, fields: [] };
     }
     if (state.begin) {
-      const begin = state.begin;
-      if (SCOPE_TEXT.test(text)) {
-        const scoped = settled(send(text, values));
+      if (SCOPE_TEXT.test(text) && !state.scope) {
+        // its answer (the settings it made) is not read: confirmed with the next statement's
+        state.scope = settled(send(text, values));
+        return { command: 'SELECT', rowCount: 0, rows: [], oid: 0, fields: [] };
+      }
+      const pending = [state.begin, state.scope];
+      state.begin = undefined;
+      state.scope = undefined;
+      const confirm = async () => {
+        for (const p of pending) await p;
+      };
+      if (READ.test(text)) {
+        // A read rides along too: should BEGIN or the scope have failed, its rows are dropped
+        // and their error thrown instead (nothing is written by a read).
+        const read = settled(send(text, values));
         uncork();
-        state.begin = undefined;
-        await begin;
-        return scoped;
+        await confirm();
+        return read;
       }
       uncork();
-      state.begin = undefined;
-      await begin;
+      if (text === 'rollback') await confirm().catch(() => {});
+      else await confirm();
     }
     if (text.endsWith(THEN_COMMIT_MARK)) {
       cork();
@@ -261,6 +277,7 @@ function resetPipeline(client: pg.PoolClient): void {
   const state = pipelineStates.get(client);
   if (state) {
     state.begin = undefined;
+    state.scope = undefined;
     state.commit = undefined;
   }
 }
