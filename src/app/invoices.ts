@@ -1,7 +1,7 @@
 import { type Selectable, sql } from 'kysely';
 import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
 import { inOrg, PREPARED, THEN_COMMIT, type Tx } from '../adapters/db/index.js';
-import type { InvoiceLinesTable, InvoicesTable } from '../adapters/db/schema-billing.js';
+import type { InvoiceLinesTable, InvoicesTable, TaxRatesTable } from '../adapters/db/schema-billing.js';
 import { assertIsoDate, type IsoDate } from '../domain/dates.js';
 import type { AdjustmentInput } from '../domain/discount.js';
 import { DomainError } from '../domain/errors.js';
@@ -220,6 +220,22 @@ export interface StoredLine {
   tax_rates: TaxRateInput[];
 }
 
+/** What a document reads of a tax rate. */
+type TaxRateRow = Pick<
+  Selectable<TaxRatesTable>,
+  | 'id'
+  | 'name'
+  | 'percentage'
+  | 'inclusive'
+  | 'compound'
+  | 'category'
+  | 'exemption_reason'
+  | 'exemption_reason_code'
+  | 'active'
+>;
+/** Tax rates a transaction already read (with the document's customer), by id. */
+const taxRatesInTx = new WeakMap<Tx, Map<string, TaxRateRow>>();
+
 export async function resolveLines(tx: Tx, currency: string, lines: LineInput[]): Promise<StoredLine[]> {
   const productIds = [...new Set(lines.flatMap((l) => (l.product ? [l.product] : [])))];
   const rateIds = [...new Set(lines.flatMap((l) => l.tax_rates ?? []))];
@@ -236,14 +252,20 @@ export async function resolveLines(tx: Tx, currency: string, lines: LineInput[])
     : [];
   const defaultRateIds = products.flatMap((p) => p.tax_rate_ids);
   const allRateIds = [...new Set([...rateIds, ...defaultRateIds])];
-  const rates = allRateIds.length
-    ? await tx
-        .selectFrom('tax_rates')
-        .modifyFront(PREPARED)
-        .selectAll()
-        .where('id', 'in', allRateIds)
-        .execute()
-    : [];
+  // Those read along with the customer are not read again.
+  const primed = taxRatesInTx.get(tx);
+  const missing = allRateIds.filter((id) => !primed?.has(id));
+  const rates: TaxRateRow[] = [
+    ...allRateIds.flatMap((id) => primed?.get(id) ?? []),
+    ...(missing.length
+      ? await tx
+          .selectFrom('tax_rates')
+          .modifyFront(PREPARED)
+          .selectAll()
+          .where('id', 'in', missing)
+          .execute()
+      : []),
+  ];
   // One frozen input per rate, shared by every line that names it (its validation is then kept).
   const rateById = new Map(
     rates.map((r) => [
@@ -697,17 +719,28 @@ export async function documentCustomer(
   ctx: Ctx,
   customerId: string,
   permission: 'invoices:write' | 'quotes:write',
+  lines?: LineInput[],
 ) {
-  // The org's document settings come along (the draft needs them next).
-  const found = await tx
-    .selectFrom('customers')
-    .modifyFront(PREPARED)
-    .selectAll()
-    .select(orgContextColumns)
+  // The org's document settings come along (the draft needs them next), and so do the tax rates
+  // the lines name (resolveLines takes them from there).
+  const rateIds = lines ? [...new Set(lines.flatMap((l) => l.tax_rates ?? []))] : [];
+  const query = tx.selectFrom('customers').modifyFront(PREPARED).selectAll().select(orgContextColumns);
+  const found = await (rateIds.length
+    ? query.select(
+        sql<TaxRateRow[] | null>`(SELECT json_agg(json_build_object('id', t.id, 'name', t.name,
+            'percentage', t.percentage::text, 'inclusive', t.inclusive, 'compound', t.compound,
+            'category', t.category, 'exemption_reason', t.exemption_reason,
+            'exemption_reason_code', t.exemption_reason_code, 'active', t.active))
+            FROM tax_rates t WHERE t.id = ANY(${rateIds}::text[]))`.as('tax_rates_ctx'),
+      )
+    : query
+  )
     .where('id', '=', customerId)
     .executeTakeFirst();
   if (!found) throw new DomainError('not_found', 'No such customer.', 'customer');
-  const customer = primeOrgContext(tx, found);
+  const { tax_rates_ctx, ...row } = found as typeof found & { tax_rates_ctx?: TaxRateRow[] | null };
+  if (rateIds.length) taxRatesInTx.set(tx, new Map((tax_rates_ctx ?? []).map((r) => [r.id, r])));
+  const customer = primeOrgContext(tx, row);
   await authorize(tx, ctx, permission, customerResource(customer));
   if (customer.archived_at)
     throw new DomainError('validation_failed', 'The customer is archived.', 'customer');
@@ -866,7 +899,7 @@ export async function createInvoice(
     throw new DomainError('forbidden', 'This action needs the invoices:finalize permission.');
   }
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
-    const customer = await documentCustomer(tx, ctx, input.customer, 'invoices:write');
+    const customer = await documentCustomer(tx, ctx, input.customer, 'invoices:write', input.lines);
     if (input.finalize) await authorize(tx, ctx, 'invoices:finalize', customerResource(customer));
     const currency = await documentCurrency(tx, input.currency, customer.currency);
     const lines = await resolveLines(tx, currency, input.lines);

@@ -157,7 +157,7 @@ async function audit(tx: Tx, ctx: Ctx, action: string, id: string, details: Reco
 export async function createQuote(deps: BillingDeps, ctx: Ctx, input: QuoteInput): Promise<QuoteView> {
   const id = newId('quote');
   return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
-    const customer = await documentCustomer(tx, ctx, input.customer, 'quotes:write');
+    const customer = await documentCustomer(tx, ctx, input.customer, 'quotes:write', input.lines);
     const currency = await documentCurrency(tx, input.currency, customer.currency);
     const lines = await resolveLines(tx, currency, input.lines);
     const discounts = input.discounts ?? [];

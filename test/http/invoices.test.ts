@@ -344,6 +344,41 @@ describe('invoices', () => {
     assert.equal(fx.json().fx_rate, '2.43');
   });
 
+  it('tax rates read along with the customer: another org’s or an inactive rate is refused, a fine percentage kept exact', async () => {
+    const theirs = await taxRate(orgB, 'B VAT', '20');
+    const inactive = await taxRate(orgA, 'Old VAT', '16', 'S', { active: false });
+    const fine = await taxRate(orgA, 'Odd VAT', '7.6543');
+    const line = (rates: string[]) => ({
+      description: 'x',
+      quantity: '1',
+      unit_amount: 10000,
+      tax_rates: rates,
+    });
+    for (const [rates, param] of [
+      [[theirs], 'lines.0.tax_rates.0'],
+      [[inactive], 'lines.0.tax_rates.0'],
+      [[fine, theirs], 'lines.0.tax_rates.1'],
+    ] as const) {
+      const r = await post('/v1/invoices', 'owner', { customer: customerA, lines: [line([...rates])] });
+      assert.equal(r.statusCode, 422, r.body);
+      assert.equal(r.json().error.code, 'validation_failed');
+      assert.equal(r.json().error.param, param);
+    }
+    // two lines naming the same rate, one request finalised: 7.6543 % of 100.00 twice
+    const ok = await post('/v1/invoices', 'owner', {
+      customer: customerA,
+      lines: [line([fine]), line([fine])],
+      finalize: true,
+    });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual(
+      ok
+        .json()
+        .tax_breakdown.map((g: { percentage: string; tax_amount: number }) => [g.percentage, g.tax_amount]),
+      [['7.6543', 1531]],
+    );
+  });
+
   it('validates input with the offending parameter', async () => {
     const cases: [Record<string, unknown>, string, string?][] = [
       [{ customer: customerA, lines: [] }, 'validation_failed', 'lines'],
