@@ -65,7 +65,7 @@ function optionalText(value: unknown, param: string): string {
 export function validateTaxRate(input: TaxRateInput, param = 'tax_rate'): TaxRate {
   if (typeof input !== 'object' || input === null) throw invalid('Tax rate must be an object', param);
   // A frozen input cannot change, so its (frozen) result is kept: an invoice's lines share their
-  // rates, and totals are computed more than once per request.
+  // rates (one frozen input per rate, see resolveLines), so each is validated once.
   const frozen = Object.isFrozen(input);
   const known = frozen ? validatedRates.get(input) : undefined;
   if (known) return known;

@@ -97,9 +97,9 @@ export const PREPARED = sql.raw(PREPARED_MARK);
 /**
  * Runs the connection's parameterised write statements (INSERT, UPDATE, DELETE, WITH …) as
  * named prepared statements, one per distinct text, so the server parses and plans each of
- * them once per connection instead of on every execution. Finalising an invoice is four such
- * statements (draft with lines and audit event, ledger entry, number and webhook), and their
- * planning was a large share of the database's work (about 0.5 ms of its 3 ms per invoice). Reads
+ * them once per connection instead of on every execution. Finalising an invoice was four such
+ * statements when this came in (now one or two), and their planning was a large share of the
+ * database's work (about 0.5 ms of its 3 ms per invoice). Reads
  * stay unnamed unless marked PREPARED: a report's plan should see its parameters (a generic plan
  * may not suit every org).
  * Values still travel as parameters; only the statement text names the prepared statement.
