@@ -224,9 +224,15 @@ const pendingRefund = async () =>
   create('/v1/refunds', { payment: await payment(2_000_000), amount: 1_500_000, reason: PII.refund_reason });
 const staff = (role: Role = 'viewer') => member(org, role);
 
-/** A webhook URL on a public IP literal (no DNS) whose path carries a seeded token. */
+/**
+ * A webhook URL on a public IP literal (no DNS) whose path carries a seeded token. The token's
+ * hex digits are spelt as letters: a run of 13+ random digits passes the Luhn check often
+ * enough (about one URL in 270) for the card guard to refuse the URL and fail the run.
+ */
 function hookUrl(): string {
-  const token = `hooktok${randomBytes(12).toString('hex')}`;
+  const token = `hooktok${randomBytes(12)
+    .toString('hex')
+    .replace(/\d/g, (d) => 'ghijklmnop'[Number(d)]!)}`;
   secret('webhook url token', token);
   return `https://93.184.215.14/billvault/${token}`;
 }
