@@ -2,6 +2,7 @@
 // and payment scenarios drive with 16 concurrent clients.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { createFieldCipher } from '../src/adapters/crypto/field-cipher.js';
 import { LocalKeyProvider } from '../src/adapters/crypto/key-provider.js';
@@ -33,6 +34,27 @@ export function countRoundTrips(): () => number {
   }
   const start = roundTrips;
   return () => roundTrips - start;
+}
+
+/** One request of a flow; `{id}` in the path is the id the flow's previous response returned. */
+export interface LoadStep {
+  method: string;
+  path: string;
+  body?: string;
+}
+export interface LoadJob {
+  port: number;
+  auth: string;
+  /** One flow per client. */
+  flows: LoadStep[][];
+  /** The last response of a flow must have this `status`. */
+  expectStatus?: string;
+  ms: number;
+}
+export interface LoadResult {
+  latencies: number[];
+  seconds: number;
+  errors: string[];
 }
 
 /** Serves the app on a loopback port for one new org; `call` sends JSON with its API key. */
@@ -97,6 +119,21 @@ export async function serveBenchApi(db: Db) {
       req.end(payload);
     });
   const close = app.close.bind(app);
+  /**
+   * Runs `flows` (one per client, repeated) for `ms` on a load-generator thread (bench/load-worker.mjs),
+   * so the server's event loop is its own; the CPU of both threads still counts in the process's.
+   */
+  const drive = (flows: LoadStep[][], ms: number, expectStatus?: string): Promise<LoadResult> =>
+    new Promise((resolve, reject) => {
+      const job: LoadJob = { port, auth, flows, ms, ...(expectStatus ? { expectStatus } : {}) };
+      const worker = new Worker(new URL('./load-worker.mjs', import.meta.url), { workerData: job });
+      worker.once('message', (r: LoadResult) => {
+        void worker.terminate();
+        if (r.errors.length > 0) reject(new Error(`load generator: ${r.errors[0]}`));
+        else resolve(r);
+      });
+      worker.once('error', reject);
+    });
   return {
     app: {
       server: app.server,
@@ -107,5 +144,6 @@ export async function serveBenchApi(db: Db) {
     },
     org: org.id,
     call,
+    drive,
   };
 }

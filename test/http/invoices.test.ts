@@ -228,6 +228,75 @@ describe('invoices', () => {
     );
   });
 
+  it('refuses an unbalanced journal entry at commit, even as the application role', async () => {
+    // an org of its own: the entries here are not an invoice's, and would fail the others' ledger verify
+    const org = (await createOrg(t.db, { name: 'Ledger test', baseCurrency: 'EUR' })).id;
+    // lines: [debit, credit] pairs, one statement for the entry and its lines
+    const entry = (id: string, lines: [number, number][]) =>
+      sql`WITH e AS (
+            INSERT INTO journal_entries (org_id, id, kind, currency, reference)
+            SELECT ${org}, ${id}, 'test', 'EUR', 'test' WHERE NOT EXISTS
+              (SELECT 1 FROM journal_entries WHERE org_id = ${org} AND id = ${id}))
+          INSERT INTO journal_lines (org_id, entry_id, line_no, account, debit, credit)
+          SELECT ${org}, ${id}, (SELECT count(*) FROM journal_lines WHERE org_id = ${org} AND entry_id = ${id}) + n,
+            CASE WHEN d > 0 THEN 'accounts_receivable' ELSE 'revenue' END, d, c
+          FROM unnest(${lines.map((l) => l[0])}::bigint[], ${lines.map((l) => l[1])}::bigint[])
+            WITH ORDINALITY AS u(d, c, n)`;
+    const count = async (id: string) =>
+      (
+        await inOrg(t.db, org, (tx) =>
+          sql<{ n: number }>`SELECT count(*)::int AS n FROM journal_lines WHERE entry_id = ${id}`.execute(tx),
+        )
+      ).rows[0]?.n;
+    const unbalanced = newId('journal_entry');
+    await assert.rejects(
+      inOrg(t.db, org, (tx) =>
+        entry(unbalanced, [
+          [100, 0],
+          [0, 90],
+        ]).execute(tx),
+      ),
+      /does not balance \(debits 100, credits 90\)/,
+    );
+    assert.equal(await count(unbalanced), 0, 'nothing of the refused entry is left');
+
+    const balanced = newId('journal_entry');
+    await inOrg(t.db, org, (tx) =>
+      entry(balanced, [
+        [100, 0],
+        [0, 80],
+        [0, 20],
+      ]).execute(tx),
+    );
+    assert.equal(await count(balanced), 3);
+    // a line appended later is summed with the entry's earlier lines
+    await assert.rejects(
+      inOrg(t.db, org, (tx) => entry(balanced, [[5, 0]]).execute(tx)),
+      /does not balance \(debits 105, credits 100\)/,
+    );
+    // an unbalanced entry beside a balanced one: the whole transaction is refused; an entry balanced
+    // by a later statement of its transaction is accepted (the check is deferred to commit)
+    const a = newId('journal_entry');
+    const b = newId('journal_entry');
+    await assert.rejects(
+      inOrg(t.db, org, async (tx) => {
+        await entry(a, [
+          [10, 0],
+          [0, 10],
+        ]).execute(tx);
+        await entry(b, [[10, 0]]).execute(tx);
+      }),
+      /does not balance \(debits 10, credits 0\)/,
+    );
+    await inOrg(t.db, org, async (tx) => {
+      await entry(b, [[10, 0]]).execute(tx);
+      await entry(b, [[0, 10]]).execute(tx);
+    });
+    assert.equal(await count(b), 2);
+    assert.equal(await count(a), 0, 'the transaction rolled back whole');
+    assert.equal(await count(balanced), 3);
+  });
+
   it('edits and deletes drafts', async () => {
     const d = await draft();
     const r = await app.inject({
