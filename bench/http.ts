@@ -133,6 +133,8 @@ export async function serveBenchApi(db: Db) {
         else resolve(r);
       });
       worker.once('error', reject);
+      // a worker that dies without answering must not leave the benchmark waiting (no-op after an answer)
+      worker.once('exit', (code) => reject(new Error(`load generator exited (${code}) without a result`)));
     });
   return {
     app: {
