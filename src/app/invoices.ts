@@ -766,27 +766,24 @@ export interface DraftFields {
   footer?: string | null;
 }
 
+/** What a new draft is made of: its customer, currency, resolved lines and other fields. */
+export interface NewDraft {
+  customer: { id: string; payment_terms_days: number };
+  currency: string;
+  lines: StoredLine[];
+  fields: DraftFields;
+  /** The accepted quote it comes from. */
+  source?: { quote: string };
+}
+
 /** Inserts a draft invoice from resolved lines (POST /v1/invoices and accepted quotes share it). */
 export async function insertDraft(
   deps: BillingDeps,
   tx: Tx,
   ctx: Ctx,
-  customer: { id: string; payment_terms_days: number },
-  currency: string,
-  lines: StoredLine[],
-  fields: DraftFields,
-  source?: { quote: string },
+  draft: NewDraft,
 ): Promise<InvoiceView> {
-  const { row, lines: written } = await insertDraftRows(
-    deps,
-    tx,
-    ctx,
-    customer,
-    currency,
-    lines,
-    fields,
-    source,
-  );
+  const { row, lines: written } = await insertDraftRows(deps, tx, ctx, draft);
   return view(deps, tx, ctx, row, written);
 }
 
@@ -796,11 +793,7 @@ async function draftRows(
   tx: Tx,
   ctx: Ctx,
   id: string,
-  customer: { id: string; payment_terms_days: number },
-  currency: string,
-  lines: StoredLine[],
-  fields: DraftFields,
-  source?: { quote: string },
+  { customer, currency, lines, fields, source }: NewDraft,
   computed?: { rounding: RoundingMode; totals: InvoiceTotals },
 ) {
   const rounding = computed?.rounding ?? (await orgRounding(tx));
@@ -851,24 +844,10 @@ async function insertDraftRows(
   deps: BillingDeps,
   tx: Tx,
   ctx: Ctx,
-  customer: { id: string; payment_terms_days: number },
-  currency: string,
-  lines: StoredLine[],
-  fields: DraftFields,
-  source?: { quote: string },
+  draft: NewDraft,
   last = false,
 ): Promise<{ row: InvoiceRow; lines: LineRow[] }> {
-  const { values, lineValues, audit } = await draftRows(
-    deps,
-    tx,
-    ctx,
-    newId('invoice'),
-    customer,
-    currency,
-    lines,
-    fields,
-    source,
-  );
+  const { values, lineValues, audit } = await draftRows(deps, tx, ctx, newId('invoice'), draft);
   // One statement writes the invoice, its lines and the audit event (the lines' foreign key is
   // checked at its end); the lines are not read back: we have just computed them.
   const withAudit = tx.with('a', (db) => db.insertInto('audit_events').values(audit));
@@ -877,9 +856,9 @@ async function insertDraftRows(
     insert = insert.with('l', (db) =>
       db.insertInto('invoice_lines').values(lineValues),
     ) as unknown as typeof insert;
-  const draft = insert.insertInto('invoices').values(values).returningAll();
+  const statement = insert.insertInto('invoices').values(values).returningAll();
   // `last`: the transaction's last statement, its COMMIT sent with it
-  const row = await (last ? draft.modifyEnd(THEN_COMMIT) : draft).executeTakeFirstOrThrow();
+  const row = await (last ? statement.modifyEnd(THEN_COMMIT) : statement).executeTakeFirstOrThrow();
   return { row, lines: writtenLines(lineValues) };
 }
 
@@ -906,7 +885,7 @@ export async function createInvoice(
     if (!input.finalize) {
       // The draft is the transaction's last statement: its notes are the input's, so the reply
       // needs nothing more from the database and COMMIT goes out with the INSERT.
-      const draft = await insertDraftRows(deps, tx, ctx, customer, currency, lines, input, undefined, true);
+      const draft = await insertDraftRows(deps, tx, ctx, { customer, currency, lines, fields: input }, true);
       return render(draft.row, draft.lines, input.notes ?? null, draft.row.customer_id);
     }
     // Created already finalised: the invoice is inserted open and numbered, with the same rows
@@ -935,7 +914,7 @@ export async function createInvoice(
       write: {
         kind: 'insert',
         rows: (totals) =>
-          draftRows(deps, tx, ctx, id, customer, currency, lines, input, undefined, { rounding, totals }),
+          draftRows(deps, tx, ctx, id, { customer, currency, lines, fields: input }, { rounding, totals }),
         notes: input.notes ?? null,
       },
     });

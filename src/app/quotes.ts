@@ -257,16 +257,13 @@ export async function quoteAction(
         .select(['id', 'payment_terms_days'])
         .where('id', '=', row.customer_id)
         .executeTakeFirstOrThrow();
-      invoice = await insertDraft(
-        deps,
-        tx,
-        ctx,
+      invoice = await insertDraft(deps, tx, ctx, {
         customer,
-        row.currency,
-        linesOf(content),
-        { discounts: content.discounts },
-        { quote: id },
-      );
+        currency: row.currency,
+        lines: linesOf(content),
+        fields: { discounts: content.discounts },
+        source: { quote: id },
+      });
     }
     await audit(
       tx,
