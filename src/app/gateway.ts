@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { inOrg, inTransaction, PREPARED, SCOPE, type Tx } from '../adapters/db/index.js';
+import { inOrg, inTransaction, SCOPE, type Tx } from '../adapters/db/index.js';
 import type { GatewayProviderName } from '../adapters/db/schema-billing.js';
 import { DomainError, isDomainError } from '../domain/errors.js';
 import type { GatewayEvent } from '../domain/gateway.js';
@@ -93,7 +93,7 @@ async function routeLookup(
 ): Promise<string | null> {
   return deps.db.transaction().execute(async (tx) => {
     if ('invoice' in what) {
-      await sql`${PREPARED} ${SCOPE} SELECT set_config('role', ${ROUTER_ROLE}, true), set_config('app.gateway_invoice', ${what.invoice}, true)`.execute(
+      await sql`${SCOPE} SELECT set_config('role', ${ROUTER_ROLE}, true), set_config('app.gateway_invoice', ${what.invoice}, true)`.execute(
         tx,
       );
       const r = await tx
@@ -103,7 +103,7 @@ async function routeLookup(
         .executeTakeFirst();
       return r?.org_id ?? null;
     }
-    await sql`${PREPARED} ${SCOPE} SELECT set_config('role', ${ROUTER_ROLE}, true), set_config('app.gateway_ref', ${what.ref}, true)`.execute(
+    await sql`${SCOPE} SELECT set_config('role', ${ROUTER_ROLE}, true), set_config('app.gateway_ref', ${what.ref}, true)`.execute(
       tx,
     );
     const r = await tx

@@ -6,7 +6,6 @@ import {
   inOrg,
   isRetryable,
   noteTxOrgScope,
-  PREPARED,
   SCOPE,
   type Tx,
 } from '../adapters/db/index.js';
@@ -118,7 +117,7 @@ export async function inPlatform<T>(
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction().execute(async (tx) => {
-        await sql`${PREPARED} ${SCOPE} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true), set_config('app.platform', 'on', true)`.execute(
+        await sql`${SCOPE} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true), set_config('app.platform', 'on', true)`.execute(
           tx,
         );
         noteTxOrgScope(tx, orgId);

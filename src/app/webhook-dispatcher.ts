@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { sql } from 'kysely';
 import { webhookEndpointsCrypto } from '../adapters/crypto/encrypted-tables.js';
-import { APP_ROLE, type Db, inOrg, PREPARED, SCOPE } from '../adapters/db/index.js';
+import { APP_ROLE, type Db, inOrg, SCOPE } from '../adapters/db/index.js';
 import {
   bareHost,
   type Lookup,
@@ -200,7 +200,7 @@ export class WebhookDispatcher {
     const token = randomBytes(16).toString('hex');
     const lease = new Date(now.getTime() + this.leaseMs);
     return this.db.transaction().execute(async (tx) => {
-      await sql`${PREPARED} ${SCOPE} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.webhook_dispatch', 'on', true)`.execute(
+      await sql`${SCOPE} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.webhook_dispatch', 'on', true)`.execute(
         tx,
       );
       const r = await sql<Claimed>`

@@ -2,14 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
-import {
-  closeConnection,
-  connect,
-  type Db,
-  PREPARED,
-  SCOPE,
-  THEN_COMMIT,
-} from '../../src/adapters/db/database.js';
+import { closeConnection, connect, type Db, SCOPE, THEN_COMMIT } from '../../src/adapters/db/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 // A transaction's BEGIN travels with its scope statement, and its COMMIT with its last statement
@@ -39,7 +32,7 @@ const insert = (db: Db, k: number, v: string) =>
     .returning(sql<number>`k`.as('k'));
 const rows = async () => (await t.pool.query('SELECT k, v FROM pt ORDER BY k')).rows;
 const scope = (db: Db, value: string) =>
-  sql<{ v: string }>`${PREPARED} ${SCOPE} SELECT set_config('app.pt', ${value}, true) AS v`.execute(db);
+  sql<{ v: string }>`${SCOPE} SELECT set_config('app.pt', ${value}, true) AS v`.execute(db);
 
 describe('pipelined transactions', () => {
   it('BEGIN and the scope statement: one transaction, its setting local to it', async () => {
@@ -139,7 +132,7 @@ describe('pipelined transactions', () => {
     await assert.rejects(
       one.db.transaction().execute(async (tx) => {
         // a scope statement that fails on the server (division by zero), then a read, then a write
-        await sql`${PREPARED} ${SCOPE} SELECT set_config('app.pt', (1 / ${0}::int)::text, true)`.execute(tx);
+        await sql`${SCOPE} SELECT set_config('app.pt', (1 / ${0}::int)::text, true)`.execute(tx);
         await sql`SELECT k FROM pt`.execute(tx);
         await insert(tx, 40, 'never').execute();
       }),

@@ -152,9 +152,12 @@ function prepareWrites(client: pg.PoolClient): void {
 /** Appended to a transaction's last statement (`modifyEnd`): COMMIT follows it on the wire. */
 const THEN_COMMIT_MARK = '/* then commit */';
 export const THEN_COMMIT = sql.raw(THEN_COMMIT_MARK);
-/** Put after PREPARED on the statement that scopes a transaction (role, org): it follows BEGIN on the wire. */
-const SCOPE_TEXT = /^\/\* prepared \*\/ \/\* scope \*\/ /;
-export const SCOPE = sql.raw('/* scope */');
+/**
+ * Put first in the statement that scopes a transaction (role, org): it is prepared like a marked
+ * read and follows BEGIN on the wire.
+ */
+const SCOPE_MARK = `${PREPARED_MARK} /* scope */`;
+export const SCOPE = sql.raw(SCOPE_MARK);
 /** A read (what may follow an unconfirmed BEGIN: it writes nothing, whatever happened to BEGIN). */
 const READ = /^\s*(\/\* prepared \*\/\s*)?select\b/i;
 /** BEGIN as Kysely sends it. */
@@ -169,6 +172,15 @@ interface PipelineState {
   commit?: Promise<pg.QueryResult> | undefined;
 }
 const pipelineStates = new WeakMap<pg.PoolClient, PipelineState>();
+
+/** The answer handed back for a statement whose real answer is awaited later (or not needed). */
+const answered = (command: string, rowCount: number | null = null): pg.QueryResult => ({
+  command,
+  rowCount,
+  rows: [],
+  oid: 0,
+  fields: [],
+});
 
 const settled = <T>(p: Promise<T>): Promise<T> => {
   p.catch(() => {});
@@ -219,22 +231,20 @@ function pipelineTransactions(
         state.commit = undefined;
         // rollback after an early COMMIT: the statement failed (and the server rolled back), or
         // the code after it threw; either way there is nothing left to roll back.
-        return text === 'commit'
-          ? commit
-          : { command: 'ROLLBACK', rowCount: null, rows: [], oid: 0, fields: [] };
+        return text === 'commit' ? commit : answered('ROLLBACK');
       }
       throw new Error('a statement was sent after its transaction had been committed');
     }
     if (KYSELY_BEGIN.test(text) && !values?.length && !state.begin) {
       cork();
       state.begin = settled(send(text, values));
-      return { command: 'BEGIN', rowCount: null, rows: [], oid: 0, fields: [] };
+      return answered('BEGIN');
     }
     if (state.begin) {
-      if (SCOPE_TEXT.test(text) && !state.scope) {
+      if (text.startsWith(SCOPE_MARK) && !state.scope) {
         // its answer (the settings it made) is not read: confirmed with the next statement's
         state.scope = settled(send(text, values));
-        return { command: 'SELECT', rowCount: 0, rows: [], oid: 0, fields: [] };
+        return answered('SELECT', 0);
       }
       const pending = [state.begin, state.scope];
       state.begin = undefined;

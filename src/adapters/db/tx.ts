@@ -1,5 +1,5 @@
 import { type IsolationLevel, sql, type Transaction } from 'kysely';
-import { type Db, isStalePreparedPlan, PREPARED, SCOPE } from './database.js';
+import { type Db, isStalePreparedPlan, SCOPE } from './database.js';
 import type { DB } from './schema.js';
 
 export type Tx = Transaction<DB>;
@@ -55,7 +55,7 @@ export function isRetryable(e: unknown): boolean {
  * transaction's first statement it travels with BEGIN (one round trip for both).
  */
 export async function scopeTransaction(tx: DbOrTx, orgId: string | null): Promise<void> {
-  await sql`${PREPARED} ${SCOPE} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
+  await sql`${SCOPE} SELECT set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${orgId ?? ''}, true)`.execute(
     tx,
   );
   noteTxOrgScope(tx, orgId);
