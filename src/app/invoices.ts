@@ -776,6 +776,15 @@ export interface NewDraft {
   source?: { quote: string };
 }
 
+/** A new draft's discounts and due terms as stored (the customer's payment terms by default). */
+function draftTerms({ customer, fields }: Pick<NewDraft, 'customer' | 'fields'>) {
+  return {
+    discounts: fields.discounts ?? [],
+    due_date: fields.due_date ? assertIsoDate(fields.due_date, 'due_date') : null,
+    payment_terms_days: fields.payment_terms_days ?? customer.payment_terms_days,
+  };
+}
+
 /** Inserts a draft invoice from resolved lines (POST /v1/invoices and accepted quotes share it). */
 export async function insertDraft(
   deps: BillingDeps,
@@ -793,12 +802,14 @@ async function draftRows(
   tx: Tx,
   ctx: Ctx,
   id: string,
-  { customer, currency, lines, fields, source }: NewDraft,
+  draft: NewDraft,
   computed?: { rounding: RoundingMode; totals: InvoiceTotals },
 ) {
+  const { customer, currency, lines, fields, source } = draft;
+  const terms = draftTerms(draft);
   const rounding = computed?.rounding ?? (await orgRounding(tx));
   const totals =
-    computed?.totals ?? computeInvoice(documentInput(currency, lines, fields.discounts ?? []), { rounding });
+    computed?.totals ?? computeInvoice(documentInput(currency, lines, terms.discounts), { rounding });
   const now = deps.clock.now();
   const lineValues = lineRows(ctx.actor.orgId, id, lines, totals);
   const audit = auditRow({
@@ -824,12 +835,12 @@ async function draftRows(
     number: null,
     currency,
     rounding,
-    due_date: fields.due_date ? assertIsoDate(fields.due_date, 'due_date') : null,
-    payment_terms_days: fields.payment_terms_days ?? customer.payment_terms_days,
+    due_date: terms.due_date,
+    payment_terms_days: terms.payment_terms_days,
     po_number: fields.po_number ?? null,
     notes_enc: (await sealNotes(deps, tx, ctx.actor.orgId, customer.id, id, fields.notes)) ?? null,
     footer: fields.footer ?? null,
-    discounts: JSON.stringify(fields.discounts ?? []),
+    discounts: JSON.stringify(terms.discounts),
     charges: '[]',
     ...totalsColumns(totals),
     created_at: now,
@@ -882,19 +893,18 @@ export async function createInvoice(
     if (input.finalize) await authorize(tx, ctx, 'invoices:finalize', customerResource(customer));
     const currency = await documentCurrency(tx, input.currency, customer.currency);
     const lines = await resolveLines(tx, currency, input.lines);
+    const draft: NewDraft = { customer, currency, lines, fields: input };
     if (!input.finalize) {
       // The draft is the transaction's last statement: its notes are the input's, so the reply
       // needs nothing more from the database and COMMIT goes out with the INSERT.
-      const draft = await insertDraftRows(deps, tx, ctx, { customer, currency, lines, fields: input }, true);
-      return render(draft.row, draft.lines, input.notes ?? null, draft.row.customer_id);
+      const written = await insertDraftRows(deps, tx, ctx, draft, true);
+      return render(written.row, written.lines, input.notes ?? null, written.row.customer_id);
     }
     // Created already finalised: the invoice is inserted open and numbered, with the same rows
     // and audit events as a draft finalised at once, in one statement (no draft row to update).
     const id = newId('invoice');
     const rounding = await orgRounding(tx);
     const buyer = Object.fromEntries(BUYER_COLUMNS.map((c) => [c, customer[c]]));
-    const discounts = input.discounts ?? [];
-    const due = input.due_date ? assertIsoDate(input.due_date, 'due_date') : null;
     return finalizeDraft(deps, tx, ctx, {
       spec: {
         org_id: ctx.actor.orgId,
@@ -902,9 +912,7 @@ export async function createInvoice(
         customer_id: customer.id,
         currency,
         rounding,
-        discounts,
-        due_date: due,
-        payment_terms_days: input.payment_terms_days ?? customer.payment_terms_days,
+        ...draftTerms(draft),
         lines,
         amount_paid: 0n,
         amount_credited: 0n,
@@ -913,8 +921,7 @@ export async function createInvoice(
       input: {},
       write: {
         kind: 'insert',
-        rows: (totals) =>
-          draftRows(deps, tx, ctx, id, { customer, currency, lines, fields: input }, { rounding, totals }),
+        rows: (totals) => draftRows(deps, tx, ctx, id, draft, { rounding, totals }),
         notes: input.notes ?? null,
       },
     });
