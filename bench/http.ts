@@ -1,7 +1,12 @@
 // The real HTTP API on a bench database, authenticated with a real API key: what the invoice
 // and payment scenarios drive with 16 concurrent clients.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { createFieldCipher } from '../src/adapters/crypto/field-cipher.js';
@@ -57,9 +62,8 @@ export interface LoadResult {
   errors: string[];
 }
 
-/** Serves the app on a loopback port for one new org; `call` sends JSON with its API key. */
-export async function serveBenchApi(db: Db) {
-  const identity: IdentityDeps = {
+function benchIdentity(db: Db): IdentityDeps {
+  return {
     db,
     clock: systemClock,
     cipher: createFieldCipher(new LocalKeyProvider([randomBytes(32)], 'bench')),
@@ -68,6 +72,11 @@ export async function serveBenchApi(db: Db) {
     webauthn: createWebAuthn(relyingPartyFromUrl('http://localhost:3000')),
     sessionLimits: { idleMinutes: 15, absoluteHours: 12 },
   };
+}
+
+/** Serves the app on a loopback port for one new org; `call` sends JSON with its API key. */
+export async function serveBenchApi(db: Db) {
+  const identity = benchIdentity(db);
   const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
   const key = await createApiKeyAsOperator(identity, org.id, { name: 'bench' });
   const app = await buildApp({
@@ -78,10 +87,69 @@ export async function serveBenchApi(db: Db) {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const client = benchClient(port, `Bearer ${key.secret}`, () => app.close());
+  return { org: org.id, ...client, app: { server: app.server, close: client.app.close } };
+}
+
+/**
+ * Runs `billvault serve --workers N` as a user would (its own processes, the background jobs on,
+ * request logging at `warn`) on the bench database `url`, for one new org with an API key.
+ */
+export async function serveBenchCluster(db: Db, url: string, workers: number) {
+  const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
+  const key = await createApiKeyAsOperator(benchIdentity(db), org.id, { name: 'bench' });
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bv-bench-serve-'));
+  const child = spawn(process.execPath, ['bin/billvault.js', 'serve', '--workers', String(workers)], {
+    cwd: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'),
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: '0',
+      DATABASE_URL: url,
+      BILLVAULT_DATA_DIR: dataDir,
+      BILLVAULT_MASTER_KEY: randomBytes(32).toString('base64'),
+      BILLVAULT_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let err = '';
+    child.stderr?.on('data', (d) => {
+      err += d;
+      const m = /serving on http:\/\/[^:]+:(\d+)/.exec(err);
+      if (m?.[1]) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
+  });
+  const stop = async () => {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return {
+    org: org.id,
+    pids: () => serverPids(child.pid),
+    ...benchClient(port, `Bearer ${key.secret}`, stop),
+  };
+}
+
+/** The pids of a process and its children (Linux /proc; empty elsewhere). */
+function serverPids(root: number | undefined): number[] {
+  if (root === undefined) return [];
+  try {
+    const children = readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim();
+    return [root, ...children.split(/\s+/).filter(Boolean).map(Number)];
+  } catch {
+    return [];
+  }
+}
+
+/** `call` (one JSON request with the API key) and `drive` (the load generator) against a port. */
+function benchClient(port: number, auth: string, closeServer: () => Promise<unknown>) {
   // The load generator shares the process (and the two cores) with the server, so it should be
   // cheap: node:http over keep-alive connections (fetch/undici costs it noticeably more CPU).
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const auth = `Bearer ${key.secret}`;
   const call = (method: string, path: string, body?: unknown) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const payload = body ? JSON.stringify(body) : undefined;
@@ -118,7 +186,6 @@ export async function serveBenchApi(db: Db) {
       req.on('error', reject);
       req.end(payload);
     });
-  const close = app.close.bind(app);
   /**
    * Runs `flows` (one per client, repeated) for `ms` on a load-generator thread (bench/load-worker.mjs),
    * so the server's event loop is its own; the CPU of both threads still counts in the process's.
@@ -138,13 +205,11 @@ export async function serveBenchApi(db: Db) {
     });
   return {
     app: {
-      server: app.server,
       async close() {
         agent.destroy();
-        await close();
+        await closeServer();
       },
     },
-    org: org.id,
     call,
     drive,
   };

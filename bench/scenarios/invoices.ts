@@ -1,19 +1,42 @@
 // Invoicing throughput through the real HTTP API (API-key auth, policy, encryption, audit,
 // ledger and gap-free numbering all on), and list latency over a large invoice table.
+
+import { readFileSync } from 'node:fs';
 import { sql } from 'kysely';
 import { type BenchContext, percentile, type Scenario } from '../harness.js';
-import { countRoundTrips, serveBenchApi as serve } from '../http.js';
+import { countRoundTrips, serveBenchApi as serve, serveBenchCluster } from '../http.js';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
+/** Server processes of the `serve --workers` scenario. */
+const WORKERS = Number(process.env.BENCH_SERVER_WORKERS ?? 2);
+
+/** CPU time (user + system, ms) of the given Linux processes so far. */
+function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
 
 /**
  * Create a 10-line invoice and finalize it, 16 clients at a time, for a few seconds: with two
  * requests (POST /v1/invoices, then POST /v1/invoices/{id}/finalize), or with one
  * (POST /v1/invoices with `finalize: true`, one transaction).
  */
-async function createAndFinalize(ctx: BenchContext, flow: 'two_requests' | 'one_request') {
-  const { db } = await ctx.freshDatabase();
-  const { app, call, drive } = await serve(db);
+async function createAndFinalize(
+  ctx: BenchContext,
+  flow: 'two_requests' | 'one_request',
+  server: 'in_process' | 'serve_workers' = 'in_process',
+): Promise<{ value: number; extra: Record<string, number> }> {
+  const { db, url } = await ctx.freshDatabase();
+  const cluster = server === 'serve_workers' ? await serveBenchCluster(db, url, WORKERS) : undefined;
+  const { app, call, drive } = cluster ?? (await serve(db));
   try {
     const rate = (await call('POST', '/v1/tax_rates', {
       name: 'VAT',
@@ -55,9 +78,10 @@ async function createAndFinalize(ctx: BenchContext, flow: 'two_requests' | 'one_
     };
     // Round trips to the database per create + finalize pair (authentication included), counted
     // on one client at a time so nothing else is in flight.
+    // (Only in this process: the `serve --workers` processes are not counted.)
     const counted = countRoundTrips();
     for (let i = 0; i < 20; i++) await one(i % CLIENTS);
-    const roundTrips = counted() / 20;
+    const roundTrips = cluster ? undefined : counted() / 20;
     // Steady state: the same load for a while first, unmeasured, so the figures are not those of
     // code V8 has not optimised yet (a cold process measured ~25 % lower) nor of cold caches.
     // The clients run on a thread of their own (bench/load-worker.mjs), as if on other machines.
@@ -82,6 +106,7 @@ async function createAndFinalize(ctx: BenchContext, flow: 'two_requests' | 'one_
     if (!process.env.BENCH_NO_ANALYZE) await sql`ANALYZE`.execute(db);
     const cpu0 = process.cpuUsage();
     const elu0 = performance.eventLoopUtilization();
+    const serverCpu0 = cluster ? cpuMs(cluster.pids()) : 0;
     const { latencies, seconds: secs } = await drive(
       flows,
       Number(process.env.BENCH_MEASURE_MS ?? 5000),
@@ -89,15 +114,30 @@ async function createAndFinalize(ctx: BenchContext, flow: 'two_requests' | 'one_
     );
     const cpu = process.cpuUsage(cpu0);
     const elu = performance.eventLoopUtilization(elu0);
+    const n = latencies.length;
+    if (cluster) {
+      return {
+        value: n / secs,
+        extra: {
+          p50_ms: percentile(latencies, 50),
+          p99_ms: percentile(latencies, 99),
+          clients: CLIENTS,
+          server_processes: WORKERS,
+          // CPU of the serve processes (primary and workers) per invoice, and of the load generator
+          server_cpu_ms_per_invoice: Number(((cpuMs(cluster.pids()) - serverCpu0) / n).toFixed(2)),
+          load_cpu_ms_per_invoice: Number(((cpu.user + cpu.system) / 1000 / n).toFixed(2)),
+        },
+      };
+    }
     return {
-      value: latencies.length / secs,
+      value: n / secs,
       extra: {
         p50_ms: percentile(latencies, 50),
         p99_ms: percentile(latencies, 99),
         clients: CLIENTS,
-        db_round_trips_per_invoice: roundTrips,
+        db_round_trips_per_invoice: roundTrips ?? Number.NaN,
         // CPU of this process (server and load-generator threads) per invoice; the database's is not in it.
-        node_cpu_ms_per_invoice: (cpu.user + cpu.system) / 1000 / latencies.length,
+        node_cpu_ms_per_invoice: (cpu.user + cpu.system) / 1000 / n,
         // how busy the server's own thread was (1 = never idle)
         server_event_loop_utilization: Number(elu.utilization.toFixed(3)),
       },
@@ -171,6 +211,13 @@ export const scenarios: Scenario[] = [
     unit: 'invoices/s',
     needsDb: true,
     run: (ctx) => createAndFinalize(ctx, 'one_request'),
+  },
+  {
+    // the same load on `billvault serve --workers N` (BENCH_SERVER_WORKERS, default 2)
+    name: 'invoices.create_finalized_1req_serve_workers',
+    unit: 'invoices/s',
+    needsDb: true,
+    run: (ctx) => createAndFinalize(ctx, 'one_request', 'serve_workers'),
   },
   { name: 'invoices.list50_p99', unit: 'ms', needsDb: true, run: listFromLargeTable },
 ];

@@ -62,6 +62,7 @@ const schema = z.object({
   BILLVAULT_BODY_LIMIT_BYTES: intIn(1024, 50 * 1024 * 1024).default(1024 * 1024),
   BILLVAULT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BILLVAULT_DB_POOL_SIZE: intIn(1, 200).default(10),
+  BILLVAULT_WORKERS: intIn(1, 64).default(1),
   BILLVAULT_AUDIT_SEAL_INTERVAL_MS: intIn(100, 60_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_EVERY: intIn(1, 10_000_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_MINUTES: intIn(1, 24 * 60).default(10),
@@ -100,6 +101,8 @@ export interface Config {
   bodyLimitBytes: number;
   logLevel: RawConfig['BILLVAULT_LOG_LEVEL'];
   dbPoolSize: number;
+  /** `serve`: server processes sharing the port (each with its own pool of dbPoolSize). */
+  workers: number;
   /** The audit chain sealer in `serve`, and how often it signs a checkpoint (every N events or T minutes). */
   audit: { sealIntervalMs: number; checkpointEvery: number; checkpointMinutes: number };
   /** Development mode: outbound webhooks may call http://localhost (never on by default). */
@@ -184,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     bodyLimitBytes: raw.BILLVAULT_BODY_LIMIT_BYTES,
     logLevel: raw.BILLVAULT_LOG_LEVEL,
     dbPoolSize: raw.BILLVAULT_DB_POOL_SIZE,
+    workers: raw.BILLVAULT_WORKERS,
     audit: {
       sealIntervalMs: raw.BILLVAULT_AUDIT_SEAL_INTERVAL_MS,
       checkpointEvery: raw.BILLVAULT_AUDIT_CHECKPOINT_EVERY,

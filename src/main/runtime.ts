@@ -16,12 +16,18 @@ export interface Runtime {
 /** Opens the configured database (starting the embedded server if needed), optionally migrating it. */
 export async function openRuntime(
   config: Config,
-  opts: { migrate: boolean; logger?: Logger },
+  opts: {
+    migrate: boolean;
+    logger?: Logger;
+    /** A `serve --workers` worker: the embedded server its primary process started. */
+    sharedEmbeddedUrl?: string | undefined;
+  },
 ): Promise<Runtime> {
   // Commands other than serve keep stdout for their own output (--json): logs go to stderr.
   const logger = opts.logger ?? createLogger(config.logLevel, pino.destination(2));
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
+    sharedEmbeddedUrl: opts.sharedEmbeddedUrl,
     dataDir: config.dataDir,
     poolSize: config.dbPoolSize,
     log: (line) => logger.debug({ component: 'embedded-postgres' }, line),

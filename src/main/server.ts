@@ -75,8 +75,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Builds the app on an open runtime and listens on the configured address. */
-export async function startServer(rt: Runtime): Promise<RunningServer> {
+/**
+ * Builds the app on an open runtime and listens on the configured address. With `jobs` (the
+ * default) it also runs the background work: the audit chain sealer, the webhook dispatcher and
+ * retention; of the processes of `serve --workers N`, one does.
+ */
+export async function startServer(rt: Runtime, opts: { jobs?: boolean } = {}): Promise<RunningServer> {
   const { config } = rt;
   checkTransport(config);
   const readiness = async (): Promise<Readiness> => {
@@ -111,6 +115,7 @@ export async function startServer(rt: Runtime): Promise<RunningServer> {
   const port = addr && typeof addr === 'object' ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  if (opts.jobs === false) return { app, url, close: () => app.close() };
   // The audit chain sealer (DESIGN.md §5): links committed audit events into their chains.
   const sealer = new AuditSealer(rt.database.db, {
     checkpointEvery: config.audit.checkpointEvery,

@@ -12,6 +12,7 @@ interface Served {
   child: ChildProcess;
   url: string;
   stdout: () => string;
+  stderr: () => string;
 }
 
 function serve(env: Record<string, string>): Promise<Served> {
@@ -26,7 +27,7 @@ function serve(env: Record<string, string>): Promise<Served> {
     child.stderr?.on('data', (d) => {
       err += d;
       const m = /serving on (http:\/\/\S+)/.exec(err);
-      if (m?.[1]) resolve({ child, url: m[1], stdout: () => out });
+      if (m?.[1]) resolve({ child, url: m[1], stdout: () => out, stderr: () => err });
     });
     child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
   });
@@ -83,4 +84,67 @@ describe('billvault serve', () => {
       assert.equal(await stop(s), 0);
     }
   });
+
+  it('--workers 2: two server processes share the port and the embedded server; a crashed one is replaced; SIGTERM stops all', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bv-serve-workers-'));
+    const s = await serve({ BILLVAULT_DATA_DIR: dir, BILLVAULT_WORKERS: '2' });
+    const primary = s.child.pid as number;
+    const children = () =>
+      readFileSync(`/proc/${primary}/task/${primary}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
+    try {
+      assert.match(s.stderr(), /embedded PostgreSQL, 2 server processes/);
+      // the embedded server and two workers
+      const workers = children().filter((pid) =>
+        readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('billvault.js'),
+      );
+      assert.equal(workers.length, 2);
+      // New connections are spread over both workers (their request logs name them).
+      for (let i = 0; i < 8; i++) {
+        const r = await fetch(`${s.url}/readyz`, { headers: { connection: 'close' } });
+        assert.equal(r.status, 200);
+        assert.deepEqual(((await r.json()) as { checks: unknown }).checks, {
+          database: true,
+          migrations: 'current',
+        });
+      }
+      await waitFor(
+        () =>
+          /"worker":1,.*request completed/.test(s.stdout()) &&
+          /"worker":2,.*request completed/.test(s.stdout()),
+      );
+      // A worker killed outright is replaced, and the service goes on.
+      process.kill(workers[0] as number, 'SIGKILL');
+      await waitFor(() => /server process exited; starting another/.test(s.stdout()));
+      await waitFor(() => {
+        const now = children().filter((pid) =>
+          readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('billvault.js'),
+        );
+        return now.length === 2 && !now.includes(workers[0] as number);
+      });
+      for (let i = 0; i < 4; i++)
+        assert.equal((await fetch(`${s.url}/healthz`, { headers: { connection: 'close' } })).status, 200);
+    } finally {
+      const all = children();
+      assert.equal(await stop(s), 0);
+      // every worker and the embedded server went down with the primary
+      for (const pid of all) assert.throws(() => process.kill(pid, 0), `process ${pid} is still running`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--workers must be 1 to 64', async () => {
+    await assert.rejects(serve({ BILLVAULT_DATA_DIR: dataDir, BILLVAULT_WORKERS: '0' }), /BILLVAULT_WORKERS/);
+  });
 });
+
+async function waitFor(check: () => boolean, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

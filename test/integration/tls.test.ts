@@ -59,7 +59,14 @@ async function serve(env: Record<string, string>): Promise<RunningServer> {
   return startServer({
     config,
     logger: createLogger('silent'),
-    database: { db: t.db, pool: t.pool, kind: 'external', describe: 'test', close: async () => {} },
+    database: {
+      db: t.db,
+      pool: t.pool,
+      kind: 'external',
+      url: t.url,
+      describe: 'test',
+      close: async () => {},
+    },
     applied: [],
     close: async () => {},
   });

@@ -21,6 +21,11 @@ export interface Database {
   db: Db;
   pool: pg.Pool;
   kind: 'embedded' | 'external';
+  /**
+   * The connection string, for `serve --workers` to hand its server processes (the embedded
+   * server's holds its password): never logged, never put in an error.
+   */
+  url: string;
   /** A log-safe description: host, port and database, never the password. */
   describe: string;
   close(): Promise<void>;
@@ -28,6 +33,8 @@ export interface Database {
 
 export interface OpenOptions {
   databaseUrl?: string | undefined;
+  /** The embedded server another process of this install started (a `serve --workers` worker). */
+  sharedEmbeddedUrl?: string | undefined;
   dataDir: string;
   poolSize?: number;
   log?: (line: string) => void;
@@ -323,7 +330,7 @@ export function onClient(client: pg.PoolClient): Db {
  */
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
   let embedded: EmbeddedServer | undefined;
-  let url = opts.databaseUrl;
+  let url = opts.sharedEmbeddedUrl ?? opts.databaseUrl;
   if (!url) {
     embedded = await startEmbeddedPostgres({ dataDir: opts.dataDir, log: opts.log });
     url = await ensureDatabase(embedded.adminUrl, 'billvault');
@@ -338,11 +345,13 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
       `cannot connect to PostgreSQL at ${describeUrl(url)}: ${(e as Error).message}`,
     );
   }
+  const isEmbedded = Boolean(embedded || opts.sharedEmbeddedUrl);
   return {
     db,
     pool,
-    kind: embedded ? 'embedded' : 'external',
-    describe: embedded
+    kind: isEmbedded ? 'embedded' : 'external',
+    url,
+    describe: isEmbedded
       ? `embedded PostgreSQL (${describeUrl(url)})`
       : `external PostgreSQL (${describeUrl(url)})`,
     async close() {

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { loadKeyProvider } from '../../adapters/crypto/key-provider.js';
 import { migrationStatus } from '../../adapters/db/index.js';
-import { createLogger } from '../../adapters/log/logger.js';
 import { createOrg, listOrgsAsOperator } from '../../app/orgs.js';
 import { createUserAsOperator } from '../../app/users.js';
 import { loadConfig } from '../../config/config.js';
 import { openRuntime } from '../../main/runtime.js';
-import { checkTransport, createIdentityDeps, isLoopback, startServer } from '../../main/server.js';
+import { serve } from '../../main/serve.js';
+import { createIdentityDeps, isLoopback } from '../../main/server.js';
 import { CliError, makeOut } from '../output.js';
 import { keyDatabaseProblems, masterKeyProblems } from './keys.js';
 import { readNewPassword } from './users.js';
@@ -28,6 +28,7 @@ export function registerSystemCommands(program: Command): void {
     .option('--port <port>', 'port to listen on (env PORT, default 3000)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (env BILLVAULT_TLS_CERT)')
     .option('--tls-key <file>', 'PEM private key (env BILLVAULT_TLS_KEY)')
+    .option('--workers <n>', 'server processes sharing the port, 1 to 64 (env BILLVAULT_WORKERS, default 1)')
     .option(
       '--behind-tls-proxy',
       'allow a non-loopback listener without TLS because a TLS proxy sits in front',
@@ -39,6 +40,7 @@ export function registerSystemCommands(program: Command): void {
         tlsCert?: string;
         tlsKey?: string;
         behindTlsProxy?: boolean;
+        workers?: string;
       }) => {
         const config = loadConfig(process.env, {
           HOST: opts.host,
@@ -46,29 +48,9 @@ export function registerSystemCommands(program: Command): void {
           BILLVAULT_TLS_CERT: opts.tlsCert,
           BILLVAULT_TLS_KEY: opts.tlsKey,
           BILLVAULT_BEHIND_TLS_PROXY: opts.behindTlsProxy ? true : undefined,
+          BILLVAULT_WORKERS: opts.workers as unknown as number,
         });
-        checkTransport(config); // before touching the database
-        const rt = await openRuntime(config, { migrate: true, logger: createLogger(config.logLevel) });
-        let server: Awaited<ReturnType<typeof startServer>>;
-        try {
-          server = await startServer(rt);
-        } catch (e) {
-          await rt.close();
-          throw e;
-        }
-        rt.logger.info({ url: server.url, database: rt.database.describe }, 'billvault listening');
-        process.stderr.write(`Billvault is serving on ${server.url} (${rt.database.kind} PostgreSQL)\n`);
-        let stopping = false;
-        const stop = async (signal: string) => {
-          if (stopping) return;
-          stopping = true;
-          rt.logger.info({ signal }, 'shutting down');
-          await server.close().catch(() => {});
-          await rt.close().catch(() => {});
-          process.exit(0);
-        };
-        process.on('SIGINT', () => void stop('SIGINT'));
-        process.on('SIGTERM', () => void stop('SIGTERM'));
+        await serve(config);
       },
     );
 
