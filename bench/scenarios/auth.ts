@@ -17,6 +17,8 @@ const PASSWORD = 'bench passphrase for logins';
 // the bench independent of the key store.
 const noCipher: FieldCipher = {
   encrypt: () => Promise.reject(new Error('not used by this bench')),
+  encryptForStatement: () => Promise.reject(new Error('not used by this bench')),
+  guardFailed: () => {},
   decrypt: () => Promise.reject(new Error('not used by this bench')),
   blindIndex: () => Promise.reject(new Error('not used by this bench')),
 };

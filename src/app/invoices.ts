@@ -1125,7 +1125,8 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
     tax_id: buyer.tax_id,
     email: buyer.email,
   });
-  const buyerEnc = await deps.cipher.encrypt(
+  // The key's check rides on the statement below (no round trip of its own).
+  const { ciphertext: buyerEnc, guard: keyGuard } = await deps.cipher.encryptForStatement(
     tx,
     { orgId: spec.org_id },
     { table: 'invoices', column: 'buyer_snapshot_enc', rowId: id },
@@ -1202,6 +1203,13 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
   // unread, PostgreSQL would run them after the main statement, with the lock held.)
   let writes = numbered;
   const first: string[] = [];
+  if (keyGuard) {
+    writes = writes.with(
+      'kg',
+      () => sql<{ ok: boolean }>`(SELECT ${keyGuard} AS ok)`,
+    ) as unknown as typeof numbered;
+    first.push('kg');
+  }
   if (prepared.entry) {
     const entry = entryRows(spec.org_id, prepared.entry, now);
     writes = writes
@@ -1263,7 +1271,9 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
         number: sql<string>`(SELECT ${numberSql} FROM seq WHERE ${written})`,
       })
       .returningAll();
-    finalized = await (paid ? insert : insert.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
+    finalized = await (paid ? insert : insert.modifyEnd(THEN_COMMIT))
+      .executeTakeFirstOrThrow()
+      .catch(guardFailed(deps));
     lines = writtenLines(fresh.lineValues);
   } else {
     const update = writes
@@ -1278,12 +1288,22 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
       .where('invoices.id', '=', id)
       .where(written)
       .returningAll('invoices');
-    finalized = await (paid ? update : update.modifyEnd(THEN_COMMIT)).executeTakeFirstOrThrow();
+    finalized = await (paid ? update : update.modifyEnd(THEN_COMMIT))
+      .executeTakeFirstOrThrow()
+      .catch(guardFailed(deps));
     lines = (f.write as { lines: LineRow[] }).lines;
   }
   if (paid) await emitEvent(tx, spec.org_id, 'invoice.paid', invoiceObject(finalized), now);
   return render(finalized, lines, notes, finalized.customer_id);
 }
+
+/** Rethrows a statement's error after telling the cipher (a failed key guard drops its cache). */
+const guardFailed =
+  (deps: BillingDeps) =>
+  (e: unknown): never => {
+    deps.cipher.guardFailed(e);
+    throw e;
+  };
 
 async function creditedRemainder(tx: Tx, row: InvoiceRow) {
   const notes = await tx

@@ -1,3 +1,4 @@
+import type { RawBuilder } from 'kysely';
 import type { Tx } from '../adapters/db/tx.js';
 
 /**
@@ -24,6 +25,22 @@ export interface FieldRef {
 export interface FieldCipher {
   encrypt(tx: Tx, scope: CipherScope, field: FieldRef, plaintext: string): Promise<string>;
   decrypt(tx: Tx, scope: CipherScope, field: FieldRef, ciphertext: string): Promise<string>;
+  /**
+   * encrypt, with the key's check left to the statement that writes the ciphertext. When the key
+   * has not been checked in this transaction yet, `guard` comes back: an SQL expression the caller
+   * must evaluate in the statement that writes the ciphertext (it share-locks the key to the end
+   * of the transaction and fails the statement, SQLSTATE BVK01, if the key was retired since it
+   * was cached — the check encrypt makes in a round trip of its own). After a failure, hand the
+   * error to `guardFailed` so that the retry (inTransaction retries BVK01) takes a fresh key.
+   */
+  encryptForStatement(
+    tx: Tx,
+    scope: CipherScope,
+    field: FieldRef,
+    plaintext: string,
+  ): Promise<{ ciphertext: string; guard?: RawBuilder<boolean> }>;
+  /** Forgets cached keys a failed guard names (any other error is ignored). */
+  guardFailed(error: unknown): void;
   /** Keyed, truncated HMAC of the normalised value, for exact-match lookup of encrypted fields. */
   blindIndex(tx: Tx, orgId: string | null, purpose: string, value: string): Promise<string>;
   /** Drops keys cached in this process (after a key was destroyed: erasure, retention purge). */

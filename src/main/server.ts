@@ -50,6 +50,9 @@ export async function createIdentityDeps(rt: Runtime, clock: Clock = systemClock
   };
   const cipher: FieldCipher = {
     encrypt: async (tx, scope, field, plaintext) => (await real()).encrypt(tx, scope, field, plaintext),
+    encryptForStatement: async (tx, scope, field, plaintext) =>
+      (await real()).encryptForStatement(tx, scope, field, plaintext),
+    guardFailed: (error) => ready?.guardFailed(error),
     decrypt: async (tx, scope, field, ciphertext) => (await real()).decrypt(tx, scope, field, ciphertext),
     blindIndex: async (tx, orgId, purpose, value) => (await real()).blindIndex(tx, orgId, purpose, value),
     forget: () => ready?.forget(),

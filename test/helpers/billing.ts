@@ -35,9 +35,9 @@ export async function addMember(t: TestDatabase, org: string, role: Role, name: 
 }
 
 /** The real app with billing routes, a real field cipher and the header authenticator. */
-export function buildBillingApp(t: TestDatabase) {
+export function buildBillingApp(t: TestDatabase, cipher = testCipher()) {
   return buildTestApp(t, {
     authenticate: async (req) => headerActor(req.headers['x-test-actor'] as string | undefined),
-    billing: { db: t.db, cipher: testCipher(), clock: systemClock },
+    billing: { db: t.db, cipher, clock: systemClock },
   });
 }

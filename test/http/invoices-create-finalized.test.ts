@@ -10,10 +10,13 @@ import { newId } from '../../src/domain/ids.js';
 import type { Role } from '../../src/domain/permissions.js';
 import type { BuiltApp } from '../../src/http/app.js';
 import { actorHeader, addMember, buildBillingApp } from '../helpers/billing.js';
+import { testCipher } from '../helpers/crypto.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 let t: TestDatabase;
 let app: BuiltApp;
+// the app's field cipher, to read what it stored
+const cipher = testCipher();
 let orgA: string;
 let orgB: string;
 const users: Record<string, string> = {};
@@ -80,7 +83,7 @@ before(async () => {
   for (const role of ['owner', 'accountant', 'viewer', 'sales_rep'] as const)
     users[`${orgA}:${role}`] = await addMember(t, orgA, role, role);
   users[`${orgB}:owner`] = await addMember(t, orgB, 'owner', 'bowner');
-  app = await buildBillingApp(t);
+  app = await buildBillingApp(t, cipher);
   vat20 = newId('tax_rate');
   await inOrg(t.db, orgA, (tx) =>
     tx
@@ -308,6 +311,65 @@ describe('POST /v1/invoices with finalize: true', () => {
       numbers,
       Array.from({ length: 40 }, (_, i) => i + 1),
     );
+  });
+
+  it('the org key retired while the server caches it: the finalisation is retried under a fresh key, burns no number, and its buyer snapshot reads', async () => {
+    const org = (await createOrg(t.db, { name: 'Rekeyed', baseCurrency: 'EUR' })).id;
+    const owner = await addMember(t, org, 'owner', 'rekeyed');
+    const h = actorHeader(org, 'owner', owner);
+    const c = await app.inject({
+      method: 'POST',
+      url: '/v1/customers',
+      headers: h,
+      payload: { name: 'Buyer GmbH', email: 'buyer@example.com' },
+    });
+    const create = () =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/invoices',
+        headers: h,
+        payload: {
+          customer: c.json().id,
+          lines: [{ description: 'x', quantity: '1', unit_amount: 100 }],
+          finalize: true,
+        },
+      });
+    const keyOf = async (id: string) =>
+      (
+        await sql<{ k: string }>`SELECT split_part(buyer_snapshot_enc, ':', 2) AS k FROM invoices
+          WHERE org_id = ${org} AND id = ${id}`.execute(t.db)
+      ).rows[0]?.k;
+    const first = await create();
+    const second = await create(); // the key is cached now: its check rides on the statement
+    assert.equal(second.statusCode, 200, second.body);
+    const old = await keyOf(second.json().id);
+    // retired behind the server's back (as `keys rotate` in another process would)
+    await sql`UPDATE org_data_keys SET status = 'decrypt_only', retired_at = now()
+      WHERE org_id = ${org} AND status = 'active' AND purpose = 'data' AND subject_type = 'org'`.execute(
+      t.db,
+    );
+    const third = await create();
+    assert.equal(third.statusCode, 200, third.body);
+    assert.notEqual(await keyOf(third.json().id), old);
+    assert.deepEqual(
+      [first, second, third].map((r) => r.json().number),
+      [1, 2, 3].map((n) => `INV-${year}-${String(n).padStart(6, '0')}`),
+    );
+    const id = third.json().id as string;
+    const snapshot = await inOrg(t.db, org, async (tx) => {
+      const row = await tx
+        .selectFrom('invoices')
+        .select('buyer_snapshot_enc')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      return cipher.decrypt(
+        tx,
+        { orgId: org },
+        { table: 'invoices', column: 'buyer_snapshot_enc', rowId: id },
+        row.buyer_snapshot_enc as string,
+      );
+    });
+    assert.equal(JSON.parse(snapshot).name, 'Buyer GmbH');
   });
 
   it('replays under a retried POST with the same Idempotency-Key: one invoice, one number', async () => {

@@ -353,6 +353,153 @@ describe('concurrency of key use', () => {
   });
 });
 
+describe('the key check inside the writing statement (encryptForStatement)', () => {
+  const field = (rowId: string) => ({ table: 'org_contacts', column: 'name_enc', rowId });
+  /**
+   * Encrypts with the check left to the statement and writes the contact in that statement, in
+   * an org transaction (which retries BVK01, as every use case's does); counts the attempts.
+   */
+  const write = async (org: string, c = cipher) => {
+    let attempts = 0;
+    const out = await inOrg(t.db, org, async (tx) => {
+      attempts++;
+      const id = newId('contact');
+      const { ciphertext, guard } = await c.encryptForStatement(tx, { orgId: org }, field(id), 'guarded');
+      await sql`WITH g AS (SELECT ${guard ?? sql`true`} AS ok)
+        INSERT INTO org_contacts (org_id, id, kind, name_enc)
+        SELECT ${org}, ${id}, 'billing', ${ciphertext} FROM g WHERE g.ok`
+        .execute(tx)
+        .catch((e: unknown) => {
+          c.guardFailed(e);
+          throw e;
+        });
+      return { id, ciphertext, guarded: guard !== undefined };
+    });
+    return { ...out, attempts, keyId: parseCiphertext(out.ciphertext)?.keyId };
+  };
+  const contacts = async (org: string) =>
+    Number(
+      (
+        await sql<{ n: string }>`SELECT count(*)::text AS n FROM org_contacts WHERE org_id = ${org}`.execute(
+          t.db,
+        )
+      ).rows[0]?.n,
+    );
+
+  it('leaves the check to the statement once the key is cached, and the value decrypts', async () => {
+    const org = (await createOrg(t.db, { name: 'Guarded', baseCurrency: 'EUR' })).id;
+    const c = testCipher({}, kp);
+    const first = await write(org, c);
+    assert.equal(first.guarded, false, 'a key not yet cached is checked (or made) by the cipher itself');
+    const second = await write(org, c);
+    assert.equal(second.guarded, true);
+    assert.equal(second.keyId, first.keyId);
+    const read = await inOrg(t.db, org, (tx) =>
+      c.decrypt(tx, { orgId: org }, field(second.id), second.ciphertext),
+    );
+    assert.equal(read, 'guarded');
+  });
+
+  it('the guard refuses a retired key (BVK01) and writes nothing', async () => {
+    const org = (await createOrg(t.db, { name: 'Refused', baseCurrency: 'EUR' })).id;
+    const c = testCipher({}, kp);
+    const { keyId } = await write(org, c);
+    await inOrg(t.db, org, (tx) => retireDataKeys(tx, org, { ids: [keyId!] }));
+    await assert.rejects(
+      t.db.transaction().execute(async (tx) => {
+        await sql`SELECT set_config('role', 'billvault_app', true), set_config('app.org_id', ${org}, true)`.execute(
+          tx,
+        );
+        await sql`WITH g AS (SELECT billvault_data_key_guard(${org}, ${keyId!}) AS ok)
+          INSERT INTO org_contacts (org_id, id, kind, name_enc) SELECT ${org}, 'ct_x', 'billing', 'x' FROM g`.execute(
+          tx,
+        );
+      }),
+      (e: { code?: string; message?: string }) =>
+        e.code === 'BVK01' && /no longer active/.test(e.message ?? ''),
+    );
+    assert.equal(await contacts(org), 1, 'the refused statement wrote nothing');
+  });
+
+  it('a key retired after it was cached: the statement fails, the transaction is retried once under a fresh key', async () => {
+    const org = (await createOrg(t.db, { name: 'Retired under', baseCurrency: 'EUR' })).id;
+    const c = testCipher({}, kp);
+    const old = (await write(org, c)).keyId;
+    await inOrg(t.db, org, (tx) => retireDataKeys(tx, org, { ids: [old!] }));
+    const next = await write(org, c);
+    assert.equal(next.attempts, 2);
+    assert.notEqual(next.keyId, old);
+    assert.equal(await contacts(org), 2, 'one row per write: the failed attempt wrote nothing');
+    const read = await inOrg(t.db, org, (tx) =>
+      c.decrypt(tx, { orgId: org }, field(next.id), next.ciphertext),
+    );
+    assert.equal(read, 'guarded');
+  });
+
+  it('a retirement in progress makes the statement wait, then retry under a fresh key; a statement that locked first holds the retirement off', async () => {
+    const org = (await createOrg(t.db, { name: 'Race', baseCurrency: 'EUR' })).id;
+    const c = testCipher({}, kp);
+    const old = (await write(org, c)).keyId;
+    // The retirement holds the key FOR UPDATE (uncommitted) while the writer's statement runs.
+    let commitRetirement!: () => void;
+    const held = new Promise<void>((r) => {
+      commitRetirement = r;
+    });
+    let locked!: () => void;
+    const hasLock = new Promise<void>((r) => {
+      locked = r;
+    });
+    const retire = inOrg(t.db, org, async (tx) => {
+      await retireDataKeys(tx, org, { purpose: 'data' });
+      locked();
+      await held;
+    });
+    await hasLock;
+    let settled = false;
+    const writer = write(org, c).finally(() => {
+      settled = true;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(settled, false, 'the guard waits for the retirement');
+    commitRetirement();
+    await retire;
+    const w = await writer;
+    assert.equal(w.attempts, 2);
+    assert.notEqual(w.keyId, old);
+    // The other way round: the writer's statement has run (key share-locked), not yet committed.
+    let commitWriter!: () => void;
+    const writerHeld = new Promise<void>((r) => {
+      commitWriter = r;
+    });
+    let wrote!: () => void;
+    const hasWritten = new Promise<void>((r) => {
+      wrote = r;
+    });
+    const second = inOrg(t.db, org, async (tx) => {
+      const id = newId('contact');
+      const { ciphertext, guard } = await c.encryptForStatement(tx, { orgId: org }, field(id), 'first');
+      assert.ok(guard);
+      await sql`WITH g AS (SELECT ${guard} AS ok)
+        INSERT INTO org_contacts (org_id, id, kind, name_enc) SELECT ${org}, ${id}, 'billing', ${ciphertext} FROM g`.execute(
+        tx,
+      );
+      wrote();
+      await writerHeld;
+    });
+    await hasWritten;
+    let retiredAt = 0;
+    const retire2 = inOrg(t.db, org, (tx) => retireDataKeys(tx, org, { purpose: 'data' })).then(() => {
+      retiredAt = Date.now();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(retiredAt, 0, 'retirement waits for the statement that share-locked the key');
+    commitWriter();
+    await second;
+    await retire2;
+    assert.ok(retiredAt > 0);
+  });
+});
+
 describe('automatic data key retirement (AES-GCM usage limit)', () => {
   it('retires a data key once its usage limit is reached; everything still decrypts', async () => {
     const org = (await createOrg(t.db, { name: 'Busy', baseCurrency: 'EUR' })).id;

@@ -25,7 +25,9 @@ export function noteTxOrgScope(tx: DbOrTx, orgId: string | null): void {
   scopedOrgs.set(tx, orgId ?? '');
 }
 
-const RETRYABLE = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
+// serialization_failure, deadlock_detected, and a data key retired under a statement that was
+// to write a ciphertext made with it (BVK01, migration 0018: the retry takes a fresh key)
+const RETRYABLE = new Set(['40001', '40P01', 'BVK01']);
 
 export interface TxOptions {
   /** The org whose rows this transaction may see; unset means no org rows are visible. */
@@ -42,7 +44,7 @@ function sqlState(e: unknown): string | undefined {
 }
 
 /**
- * True for errors the database asks the client to retry (SQLSTATE 40001, 40P01), and for a
+ * True for errors the database asks the client to retry (SQLSTATE 40001, 40P01, BVK01), and for a
  * prepared statement outdated by a schema change (prepared again on the next attempt).
  */
 export function isRetryable(e: unknown): boolean {
