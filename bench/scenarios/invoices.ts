@@ -83,7 +83,9 @@ async function createAndFinalize(
     for (let i = 0; i < 20; i++) await one(i % CLIENTS);
     const roundTrips = cluster ? undefined : counted() / 20;
     // Steady state: the same load for a while first, unmeasured, so the figures are not those of
-    // code V8 has not optimised yet (a cold process measured ~25 % lower) nor of cold caches.
+    // code V8 has not optimised yet (a cold process measured ~25 % lower) nor of cold caches. 10 s:
+    // after 3 s V8's compiler threads still took ~10 % of the CPU, and the server's CPU per
+    // invoice was ~20 % above its level after 15 s.
     // The clients run on a thread of their own (bench/load-worker.mjs), as if on other machines.
     const flows = customers.map((customer) =>
       flow === 'one_request'
@@ -99,7 +101,7 @@ async function createAndFinalize(
             { method: 'POST', path: '/v1/invoices/{id}/finalize', body: '{}' },
           ],
     );
-    await drive(flows, Number(process.env.BENCH_WARMUP_MS ?? 3000), 'open');
+    await drive(flows, Number(process.env.BENCH_WARMUP_MS ?? 10_000), 'open');
     // What autovacuum does on a live system within a minute of the first invoices: without it,
     // the plans each connection cached while the tables were empty (foreign-key checks, the lines
     // guard) may pick an index that reads the org's whole range, and cost grows with the table.
