@@ -117,13 +117,16 @@ async function createAndFinalize(
     const cpu = process.cpuUsage(cpu0);
     const elu = performance.eventLoopUtilization(elu0);
     const n = latencies.length;
+    const common = {
+      p50_ms: percentile(latencies, 50),
+      p99_ms: percentile(latencies, 99),
+      clients: CLIENTS,
+    };
     if (cluster) {
       return {
         value: n / secs,
         extra: {
-          p50_ms: percentile(latencies, 50),
-          p99_ms: percentile(latencies, 99),
-          clients: CLIENTS,
+          ...common,
           server_processes: WORKERS,
           // CPU of the serve processes (primary and workers) per invoice, and of the load generator
           server_cpu_ms_per_invoice: Number(((cpuMs(cluster.pids()) - serverCpu0) / n).toFixed(2)),
@@ -134,9 +137,7 @@ async function createAndFinalize(
     return {
       value: n / secs,
       extra: {
-        p50_ms: percentile(latencies, 50),
-        p99_ms: percentile(latencies, 99),
-        clients: CLIENTS,
+        ...common,
         db_round_trips_per_invoice: roundTrips ?? Number.NaN,
         // CPU of this process (server and load-generator threads) per invoice; the database's is not in it.
         node_cpu_ms_per_invoice: (cpu.user + cpu.system) / 1000 / n,

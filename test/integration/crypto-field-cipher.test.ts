@@ -26,6 +26,37 @@ before(async () => {
 });
 after(() => t.drop());
 
+/** A promise and the function that resolves it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/**
+ * Starts retiring the org's data keys while a writer holds one open, checks that the retirement
+ * waits, then lets the writer commit (`release`) and waits for both.
+ */
+async function assertRetirementWaits(
+  org: string,
+  writer: Promise<unknown>,
+  release: () => void,
+  what: string,
+) {
+  let retiredAt = 0;
+  const retire = inOrg(t.db, org, (tx) => retireDataKeys(tx, org, { purpose: 'data' })).then(() => {
+    retiredAt = Date.now();
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(retiredAt, 0, what);
+  release();
+  await writer;
+  await retire;
+  assert.ok(retiredAt > 0);
+}
+
 const NAME = 'Ada Lovelace-Plaintext';
 const EMAIL = 'Ada.Lovelace@Example.org';
 
@@ -316,35 +347,20 @@ describe('concurrency of key use', () => {
         'warm',
       ),
     );
-    let release!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    let encrypted!: () => void;
-    const started = new Promise<void>((r) => {
-      encrypted = r;
-    });
+    const gate = deferred();
+    const started = deferred();
     const writer = inOrg(t.db, org, async (tx) => {
       const id = newId('contact');
       const cols = await orgContactsCrypto.seal(cipher, tx, { orgId: org }, id, { name: 'late writer' });
-      encrypted();
-      await gate;
+      started.resolve();
+      await gate.promise;
       await tx
         .insertInto('org_contacts')
         .values({ org_id: org, id, kind: 'billing', name_enc: cols.name_enc! })
         .execute();
     });
-    await started;
-    let retiredAt = 0;
-    const retire = inOrg(t.db, org, (tx) => retireDataKeys(tx, org, { purpose: 'data' })).then(() => {
-      retiredAt = Date.now();
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(retiredAt, 0, 'retirement must wait for the open writer');
-    release();
-    await writer;
-    await retire;
-    assert.ok(retiredAt > 0);
+    await started.promise;
+    await assertRetirementWaits(org, writer, gate.resolve, 'retirement must wait for the open writer');
     // The writer's ciphertext is committed before the key is retired: a re-encryption sees it.
     const n = await sql<{
       n: string;
@@ -377,6 +393,8 @@ describe('the key check inside the writing statement (encryptForStatement)', () 
     });
     return { ...out, attempts, keyId: parseCiphertext(out.ciphertext)?.keyId };
   };
+  const readBack = (c: typeof cipher, org: string, w: { id: string; ciphertext: string }) =>
+    inOrg(t.db, org, (tx) => c.decrypt(tx, { orgId: org }, field(w.id), w.ciphertext));
   const contacts = async (org: string) =>
     Number(
       (
@@ -394,10 +412,7 @@ describe('the key check inside the writing statement (encryptForStatement)', () 
     const second = await write(org, c);
     assert.equal(second.guarded, true);
     assert.equal(second.keyId, first.keyId);
-    const read = await inOrg(t.db, org, (tx) =>
-      c.decrypt(tx, { orgId: org }, field(second.id), second.ciphertext),
-    );
-    assert.equal(read, 'guarded');
+    assert.equal(await readBack(c, org, second), 'guarded');
   });
 
   it('the guard refuses a retired key (BVK01) and writes nothing', async () => {
@@ -430,10 +445,7 @@ describe('the key check inside the writing statement (encryptForStatement)', () 
     assert.equal(next.attempts, 2);
     assert.notEqual(next.keyId, old);
     assert.equal(await contacts(org), 2, 'one row per write: the failed attempt wrote nothing');
-    const read = await inOrg(t.db, org, (tx) =>
-      c.decrypt(tx, { orgId: org }, field(next.id), next.ciphertext),
-    );
-    assert.equal(read, 'guarded');
+    assert.equal(await readBack(c, org, next), 'guarded');
   });
 
   it('a retirement in progress makes the statement wait, then retry under a fresh key; a statement that locked first holds the retirement off', async () => {
@@ -441,40 +453,28 @@ describe('the key check inside the writing statement (encryptForStatement)', () 
     const c = testCipher({}, kp);
     const old = (await write(org, c)).keyId;
     // The retirement holds the key FOR UPDATE (uncommitted) while the writer's statement runs.
-    let commitRetirement!: () => void;
-    const held = new Promise<void>((r) => {
-      commitRetirement = r;
-    });
-    let locked!: () => void;
-    const hasLock = new Promise<void>((r) => {
-      locked = r;
-    });
+    const held = deferred();
+    const locked = deferred();
     const retire = inOrg(t.db, org, async (tx) => {
       await retireDataKeys(tx, org, { purpose: 'data' });
-      locked();
-      await held;
+      locked.resolve();
+      await held.promise;
     });
-    await hasLock;
+    await locked.promise;
     let settled = false;
     const writer = write(org, c).finally(() => {
       settled = true;
     });
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(settled, false, 'the guard waits for the retirement');
-    commitRetirement();
+    held.resolve();
     await retire;
     const w = await writer;
     assert.equal(w.attempts, 2);
     assert.notEqual(w.keyId, old);
     // The other way round: the writer's statement has run (key share-locked), not yet committed.
-    let commitWriter!: () => void;
-    const writerHeld = new Promise<void>((r) => {
-      commitWriter = r;
-    });
-    let wrote!: () => void;
-    const hasWritten = new Promise<void>((r) => {
-      wrote = r;
-    });
+    const writerHeld = deferred();
+    const wrote = deferred();
     const second = inOrg(t.db, org, async (tx) => {
       const id = newId('contact');
       const { ciphertext, guard } = await c.encryptForStatement(tx, { orgId: org }, field(id), 'first');
@@ -483,20 +483,16 @@ describe('the key check inside the writing statement (encryptForStatement)', () 
         INSERT INTO org_contacts (org_id, id, kind, name_enc) SELECT ${org}, ${id}, 'billing', ${ciphertext} FROM g`.execute(
         tx,
       );
-      wrote();
-      await writerHeld;
+      wrote.resolve();
+      await writerHeld.promise;
     });
-    await hasWritten;
-    let retiredAt = 0;
-    const retire2 = inOrg(t.db, org, (tx) => retireDataKeys(tx, org, { purpose: 'data' })).then(() => {
-      retiredAt = Date.now();
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(retiredAt, 0, 'retirement waits for the statement that share-locked the key');
-    commitWriter();
-    await second;
-    await retire2;
-    assert.ok(retiredAt > 0);
+    await wrote.promise;
+    await assertRetirementWaits(
+      org,
+      second,
+      writerHeld.resolve,
+      'retirement waits for the statement that share-locked the key',
+    );
   });
 });
 
