@@ -39,7 +39,7 @@ export interface FieldCipher {
     field: FieldRef,
     plaintext: string,
   ): Promise<{ ciphertext: string; guard?: RawBuilder<boolean> }>;
-  /** Forgets cached keys a failed guard names (any other error is ignored). */
+  /** After a failed guard (SQLSTATE BVK01), forgets the cached active keys; any other error is ignored. */
   guardFailed(error: unknown): void;
   /** Keyed, truncated HMAC of the normalised value, for exact-match lookup of encrypted fields. */
   blindIndex(tx: Tx, orgId: string | null, purpose: string, value: string): Promise<string>;

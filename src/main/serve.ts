@@ -126,9 +126,10 @@ async function servePrimary(config: Config): Promise<void> {
         void stopAll(1);
         return;
       }
+      // (not unref'd: with every worker gone, this timer is what keeps the primary alive)
       setTimeout(() => {
         if (!stopping) fork(jobs);
-      }, 1000).unref();
+      }, 1000);
     });
   } catch (e) {
     stopping = true;
