@@ -125,6 +125,21 @@ describe('billvault doctor', () => {
     assert.ok(!proxied.report.problems.some((p) => /TLS/.test(p)));
   });
 
+  it('reports more database connections than the server allows (serve --workers × pool size)', async () => {
+    const ok = await doctor({});
+    assert.ok(ok.report.notes.some((n) => /^database connections: serve may open 10 of \d+ free$/.test(n)));
+    const r = await doctor({ BILLVAULT_WORKERS: '8', BILLVAULT_DB_POOL_SIZE: '200' });
+    assert.equal(r.code, 1);
+    assert.ok(
+      r.report.problems.some((p) =>
+        /^serve may open 1800 database connections \(9 process\(es\) × BILLVAULT_DB_POOL_SIZE 200\) but the server has \d+ free/.test(
+          p,
+        ),
+      ),
+      r.report.problems.join('; '),
+    );
+  });
+
   it('reports an outdated schema', async () => {
     const r = await doctor({ DATABASE_URL: old.url });
     assert.equal(r.code, 1);

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
+import type pg from 'pg';
 import { loadKeyProvider } from '../../adapters/crypto/key-provider.js';
 import { migrationStatus } from '../../adapters/db/index.js';
 import { createOrg, listOrgsAsOperator } from '../../app/orgs.js';
 import { createUserAsOperator } from '../../app/users.js';
-import { loadConfig } from '../../config/config.js';
+import { type Config, loadConfig } from '../../config/config.js';
 import { openRuntime } from '../../main/runtime.js';
 import { serve } from '../../main/serve.js';
 import { createIdentityDeps, isLoopback } from '../../main/server.js';
@@ -125,6 +126,8 @@ export function registerSystemCommands(program: Command): void {
         const rt = await openRuntime(config, { migrate: false });
         try {
           notes.push(`database: ${rt.database.describe}`);
+          const budget = await connectionBudget(rt.database.pool, config);
+          (budget.needed > budget.available ? problems : notes).push(budget.message);
           const status = await migrationStatus(rt.database.pool);
           if (status.pending.length > 0)
             problems.push(`schema is outdated: ${status.pending.length} migration(s) pending`);
@@ -147,4 +150,26 @@ export function registerSystemCommands(program: Command): void {
       );
       if (problems.length > 0) process.exitCode = 1;
     });
+}
+
+/**
+ * The connections `serve` may open (each server process its pool, plus the primary's with
+ * --workers) against what the server allows non-superusers, less what other sessions use now.
+ */
+async function connectionBudget(pool: pg.Pool, config: Config) {
+  const r = await pool.query<{ max: number; reserved: number; used: number }>(
+    `SELECT current_setting('max_connections')::int AS max,
+            current_setting('superuser_reserved_connections')::int AS reserved,
+            (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS used`,
+  );
+  const { max, reserved, used } = r.rows[0] ?? { max: 0, reserved: 0, used: 0 };
+  const processes = config.workers > 1 ? config.workers + 1 : 1;
+  const needed = processes * config.dbPoolSize;
+  // this doctor's own connection is among `used`
+  const available = max - reserved - (used - 1);
+  const message =
+    needed > available
+      ? `serve may open ${needed} database connections (${processes} process(es) × BILLVAULT_DB_POOL_SIZE ${config.dbPoolSize}) but the server has ${available} free (max_connections ${max}): lower BILLVAULT_WORKERS or BILLVAULT_DB_POOL_SIZE, or raise max_connections`
+      : `database connections: serve may open ${needed} of ${available} free`;
+  return { needed, available, message };
 }
