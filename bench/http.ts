@@ -74,11 +74,16 @@ function benchIdentity(db: Db): IdentityDeps {
   };
 }
 
+/** A new org and an API key with its owner's permissions. */
+async function benchOrg(identity: IdentityDeps) {
+  const org = await createOrg(identity.db, { name: 'Bench', baseCurrency: 'EUR' });
+  return { org, key: await createApiKeyAsOperator(identity, org.id, { name: 'bench' }) };
+}
+
 /** Serves the app on a loopback port for one new org; `call` sends JSON with its API key. */
 export async function serveBenchApi(db: Db) {
   const identity = benchIdentity(db);
-  const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
-  const key = await createApiKeyAsOperator(identity, org.id, { name: 'bench' });
+  const { org, key } = await benchOrg(identity);
   const app = await buildApp({
     db,
     identity,
@@ -96,8 +101,7 @@ export async function serveBenchApi(db: Db) {
  * request logging at `warn`) on the bench database `url`, for one new org with an API key.
  */
 export async function serveBenchCluster(db: Db, url: string, workers: number) {
-  const org = await createOrg(db, { name: 'Bench', baseCurrency: 'EUR' });
-  const key = await createApiKeyAsOperator(benchIdentity(db), org.id, { name: 'bench' });
+  const { org, key } = await benchOrg(benchIdentity(db));
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bv-bench-serve-'));
   const child = spawn(process.execPath, ['bin/billvault.js', 'serve', '--workers', String(workers)], {
     cwd: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'),

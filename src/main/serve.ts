@@ -4,11 +4,11 @@
 // requests a second that each finalise an invoice; the workers put the other cores to work.
 import cluster, { type Worker } from 'node:cluster';
 import { loadKeyProvider } from '../adapters/crypto/key-provider.js';
-import { createLogger, type Logger } from '../adapters/log/logger.js';
+import { createLogger } from '../adapters/log/logger.js';
 import { CliError } from '../cli/output.js';
 import type { Config } from '../config/config.js';
-import { openRuntime } from './runtime.js';
-import { checkTransport, startServer } from './server.js';
+import { openRuntime, type Runtime } from './runtime.js';
+import { checkTransport, type RunningServer, startServer } from './server.js';
 
 /** What a worker tells the primary once it listens. */
 interface ListeningMessage {
@@ -35,34 +35,36 @@ export async function serve(config: Config): Promise<void> {
   if (cluster.isWorker) return serveWorker(config);
   checkTransport(config); // before touching the database
   if (config.workers > 1) return servePrimary(config);
-  const logger = createLogger(config.logLevel);
-  const rt = await openRuntime(config, { migrate: true, logger });
-  let server: Awaited<ReturnType<typeof startServer>>;
+  const rt = await openRuntime(config, { migrate: true, logger: createLogger(config.logLevel) });
+  const { url, stop } = await listen(rt);
+  rt.logger.info({ url, database: rt.database.describe }, 'billvault listening');
+  process.stderr.write(`Billvault is serving on ${url} (${rt.database.kind} PostgreSQL)\n`);
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/**
+ * Starts the server on an open runtime (closing the runtime if that fails); `stop` closes both,
+ * once, and ends the process (as a single server or a worker).
+ */
+async function listen(rt: Runtime, opts: { jobs?: boolean } = {}) {
+  let server: RunningServer;
   try {
-    server = await startServer(rt);
+    server = await startServer(rt, opts);
   } catch (e) {
     await rt.close();
     throw e;
   }
-  rt.logger.info({ url: server.url, database: rt.database.describe }, 'billvault listening');
-  process.stderr.write(`Billvault is serving on ${server.url} (${rt.database.kind} PostgreSQL)\n`);
-  onStopSignals(logger, async () => {
-    await server.close().catch(() => {});
-    await rt.close().catch(() => {});
-  });
-}
-
-function onStopSignals(logger: Logger, stop: () => Promise<void>): void {
   let stopping = false;
-  const handler = async (signal: string) => {
+  const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await stop();
+    rt.logger.info({ signal }, 'shutting down');
+    await server.close().catch(() => {});
+    await rt.close().catch(() => {});
     process.exit(0);
   };
-  process.on('SIGINT', () => void handler('SIGINT'));
-  process.on('SIGTERM', () => void handler('SIGTERM'));
+  return { url: server.url, stop };
 }
 
 async function servePrimary(config: Config): Promise<void> {
@@ -181,25 +183,11 @@ async function serveWorker(config: Config): Promise<void> {
     logger,
     sharedEmbeddedUrl: process.env[WORKER_ENV.embeddedUrl],
   });
-  let server: Awaited<ReturnType<typeof startServer>>;
-  try {
-    server = await startServer(rt, { jobs });
-  } catch (e) {
-    await rt.close();
-    throw e;
-  }
-  process.send?.({ type: 'billvault:listening', url: server.url } satisfies ListeningMessage);
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await server.close().catch(() => {});
-    await rt.close().catch(() => {});
-    process.exit(0);
-  };
+  const { url, stop } = await listen(rt, { jobs });
+  process.send?.({ type: 'billvault:listening', url } satisfies ListeningMessage);
   // The primary decides when to stop (Ctrl-C reaches every process of the group: the workers
   // leave it to the primary, which stops them in order). Without a primary, a worker stops.
   process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => void stop());
-  cluster.worker?.on('disconnect', () => void stop());
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  cluster.worker?.on('disconnect', () => void stop('primary gone'));
 }

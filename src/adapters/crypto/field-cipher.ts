@@ -249,7 +249,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
   async function takeActiveKey(
     tx: Tx,
     scope: CipherScope,
-    inStatement = false,
+    inStatement: boolean,
   ): Promise<{ id: string; key: Buffer; guard?: RawBuilder<boolean> }> {
     const orgId = scope.orgId;
     const subject = subjectOf(orgId, scope.subject);
@@ -308,23 +308,28 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
     throw new Error('could not obtain an active data key');
   }
 
+  /** encrypt and encryptForStatement: the key's check made here, or left to the caller's statement. */
+  async function encryptUnder(
+    tx: Tx,
+    scope: CipherScope,
+    field: FieldRef,
+    plaintext: string,
+    inStatement: boolean,
+  ): Promise<{ ciphertext: string; guard?: RawBuilder<boolean> }> {
+    await assertTxOrg(tx, scope.orgId);
+    const { id, key, guard } = await takeActiveKey(tx, scope, inStatement);
+    const sealed = seal(key, Buffer.from(plaintext, 'utf8'), fieldAad(scope, field, id));
+    counters.encryptions++;
+    const ciphertext = `${CIPHERTEXT_PREFIX}:${id}:${sealed.toString('base64url')}`;
+    return guard ? { ciphertext, guard } : { ciphertext };
+  }
+
   const cipher: FieldCipherAdmin = {
     async encrypt(tx, scope, field, plaintext) {
-      await assertTxOrg(tx, scope.orgId);
-      const { id, key } = await takeActiveKey(tx, scope);
-      const sealed = seal(key, Buffer.from(plaintext, 'utf8'), fieldAad(scope, field, id));
-      counters.encryptions++;
-      return `${CIPHERTEXT_PREFIX}:${id}:${sealed.toString('base64url')}`;
+      return (await encryptUnder(tx, scope, field, plaintext, false)).ciphertext;
     },
 
-    async encryptForStatement(tx, scope, field, plaintext) {
-      await assertTxOrg(tx, scope.orgId);
-      const { id, key, guard } = await takeActiveKey(tx, scope, true);
-      const sealed = seal(key, Buffer.from(plaintext, 'utf8'), fieldAad(scope, field, id));
-      counters.encryptions++;
-      const ciphertext = `${CIPHERTEXT_PREFIX}:${id}:${sealed.toString('base64url')}`;
-      return guard ? { ciphertext, guard } : { ciphertext };
-    },
+    encryptForStatement: (tx, scope, field, plaintext) => encryptUnder(tx, scope, field, plaintext, true),
 
     guardFailed(error) {
       // A retired key is rare (usage limit, rotation, erasure): start again from the database.
