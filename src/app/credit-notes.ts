@@ -16,7 +16,7 @@ import { recordAudit } from './audit.js';
 import { assignedOnly, authorize } from './authz.js';
 import type { Ctx } from './context.js';
 import { type BillingDeps, customerResource } from './customers.js';
-import { amount, isoDay, orgPattern, takeSequence, totalsOf } from './invoices.js';
+import { amount, isoDay, linesOf, orgPattern, takeSequence, totalsOf } from './invoices.js';
 import { postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 import { creditNoteObject, emitEvent, invoiceObject } from './webhooks.js';
@@ -169,11 +169,7 @@ export async function createCreditNote(
     const invoice = await loadCreditable(tx, ctx, input.invoice);
     if (invoice.status === 'draft')
       throw new DomainError('invoice_not_open', 'A draft cannot be credited; edit it instead.', 'invoice');
-    const lines = await tx
-      .selectFrom('invoice_lines')
-      .selectAll()
-      .where('invoice_id', '=', invoice.id)
-      .execute();
+    const lines = linesOf(invoice);
     const prior = await tx
       .selectFrom('credit_notes')
       .selectAll()

@@ -1,7 +1,7 @@
 import { type Selectable, sql } from 'kysely';
 import { customersCrypto } from '../adapters/crypto/encrypted-tables.js';
 import { inOrg, PREPARED, THEN_COMMIT, type Tx } from '../adapters/db/index.js';
-import type { InvoiceLinesTable, InvoicesTable, TaxRatesTable } from '../adapters/db/schema-billing.js';
+import type { InvoicesTable, TaxRatesTable } from '../adapters/db/schema-billing.js';
 import { assertIsoDate, type IsoDate } from '../domain/dates.js';
 import type { AdjustmentInput } from '../domain/discount.js';
 import { DomainError } from '../domain/errors.js';
@@ -46,7 +46,60 @@ import { decryptOrNull } from './shredded.js';
 import { deliveriesInsert, emitEvent, invoiceObject, webhookEvent } from './webhooks.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
-type LineRow = Selectable<InvoiceLinesTable>;
+
+/** One invoice line as the application holds it; stored in its invoice's row (invoices.lines). */
+export interface LineRow {
+  position: number;
+  product_id: string | null;
+  description: string;
+  quantity: string;
+  unit_code: string;
+  unit_amount: bigint | null;
+  unit_amount_decimal: string | null;
+  discounts: unknown[];
+  charges: unknown[];
+  tax_rates: unknown[];
+  gross_amount: bigint;
+  discount_amount: bigint;
+  charge_amount: bigint;
+  amount: bigint;
+  net_amount: bigint;
+}
+
+/** An invoice's lines from its row: the stored objects, amounts (decimal strings) as bigint. */
+export function linesOf(row: Pick<InvoiceRow, 'lines'>): LineRow[] {
+  return (row.lines as Record<string, unknown>[]).map((l) => ({
+    position: l.position as number,
+    product_id: (l.product_id ?? null) as string | null,
+    description: l.description as string,
+    quantity: l.quantity as string,
+    unit_code: l.unit_code as string,
+    unit_amount:
+      l.unit_amount === null || l.unit_amount === undefined ? null : BigInt(l.unit_amount as string),
+    unit_amount_decimal: (l.unit_amount_decimal ?? null) as string | null,
+    discounts: (l.discounts ?? []) as unknown[],
+    charges: (l.charges ?? []) as unknown[],
+    tax_rates: (l.tax_rates ?? []) as unknown[],
+    gross_amount: BigInt(l.gross_amount as string),
+    discount_amount: BigInt(l.discount_amount as string),
+    charge_amount: BigInt(l.charge_amount as string),
+    amount: BigInt(l.amount as string),
+    net_amount: BigInt(l.net_amount as string),
+  }));
+}
+
+/** The lines as stored in invoices.lines: amounts as decimal strings (a JSON number may not hold one). */
+function storedLineObjects(lines: LineRow[]): Record<string, unknown>[] {
+  return lines.map((l) => ({
+    ...l,
+    unit_amount: l.unit_amount === null ? null : l.unit_amount.toString(),
+    gross_amount: l.gross_amount.toString(),
+    discount_amount: l.discount_amount.toString(),
+    charge_amount: l.charge_amount.toString(),
+    amount: l.amount.toString(),
+    net_amount: l.net_amount.toString(),
+  }));
+}
 
 /** The default numbering patterns; an org overrides them with the `numbering.<series>` setting. */
 export const DEFAULT_PATTERNS = {
@@ -418,13 +471,12 @@ function totalsColumns(t: InvoiceTotals) {
   };
 }
 
-function lineRows(orgId: string, invoiceId: string, lines: StoredLine[], t: InvoiceTotals) {
+/** The lines to store, from the resolved input and the totals computed from it. */
+function lineRows(lines: StoredLine[], t: InvoiceTotals): LineRow[] {
   return lines.map((l, i) => {
     const c = t.lines[i];
     if (!c) throw new Error('computed lines out of step with input');
     return {
-      org_id: orgId,
-      invoice_id: invoiceId,
       position: i,
       product_id: l.product_id,
       description: l.description,
@@ -432,11 +484,14 @@ function lineRows(orgId: string, invoiceId: string, lines: StoredLine[], t: Invo
       unit_code: l.unit_code,
       unit_amount: l.unit_amount,
       unit_amount_decimal: l.unit_amount_decimal,
-      discounts: JSON.stringify(
-        l.discounts.map((d) => ({ ...d, ...(d.amount !== undefined ? { amount: String(d.amount) } : {}) })),
-      ),
-      charges: '[]',
-      tax_rates: JSON.stringify(l.tax_rates),
+      // as a read gives them back: JSON's copy (discount amounts as strings, no undefined keys)
+      discounts: JSON.parse(
+        JSON.stringify(
+          l.discounts.map((d) => ({ ...d, ...(d.amount !== undefined ? { amount: String(d.amount) } : {}) })),
+        ),
+      ) as unknown[],
+      charges: [],
+      tax_rates: JSON.parse(JSON.stringify(l.tax_rates)) as unknown[],
       gross_amount: c.gross_amount,
       discount_amount: c.discount_amount,
       charge_amount: c.charge_amount,
@@ -444,16 +499,6 @@ function lineRows(orgId: string, invoiceId: string, lines: StoredLine[], t: Invo
       net_amount: c.net_amount,
     };
   });
-}
-
-/** The line rows as stored, from the values just inserted (what RETURNING * would give back). */
-function writtenLines(values: ReturnType<typeof lineRows>): LineRow[] {
-  return values.map((v) => ({
-    ...v,
-    discounts: JSON.parse(v.discounts) as unknown[],
-    charges: JSON.parse(v.charges) as unknown[],
-    tax_rates: JSON.parse(v.tax_rates) as unknown[],
-  }));
 }
 
 export interface InvoiceView {
@@ -627,43 +672,6 @@ const BUYER_COLUMNS = [
   'tax_id_enc',
 ] as const;
 
-/** invoice_lines' columns, in order, and how each comes back from json_build_array. */
-const LINE_JSON: readonly [keyof LineRow, 'text' | 'int' | 'bigint' | 'json'][] = [
-  ['org_id', 'text'],
-  ['invoice_id', 'text'],
-  ['position', 'int'],
-  ['product_id', 'text'],
-  ['description', 'text'],
-  ['quantity', 'text'],
-  ['unit_code', 'text'],
-  ['unit_amount', 'bigint'],
-  ['unit_amount_decimal', 'text'],
-  ['discounts', 'json'],
-  ['charges', 'json'],
-  ['tax_rates', 'json'],
-  ['gross_amount', 'bigint'],
-  ['discount_amount', 'bigint'],
-  ['charge_amount', 'bigint'],
-  ['amount', 'bigint'],
-  ['net_amount', 'bigint'],
-];
-/** The invoice's lines as one JSON array of arrays (bigint as text: JSON numbers would round them). */
-const LINES_JSON = sql<unknown[][] | null>`(SELECT json_agg(json_build_array(${sql.raw(
-  LINE_JSON.map(([c, kind]) => (kind === 'bigint' ? `l.${c}::text` : `l.${c}`)).join(', '),
-)}) ORDER BY l.position) FROM invoice_lines l WHERE l.org_id = invoices.org_id AND l.invoice_id = invoices.id)`;
-
-/** The rows selectAll() would have given, from LINES_JSON. */
-function linesFromJson(rows: unknown[][] | null): LineRow[] {
-  return (rows ?? []).map((r) => {
-    const line: Record<string, unknown> = {};
-    LINE_JSON.forEach(([c, kind], i) => {
-      const v = r[i];
-      line[c] = kind === 'bigint' && v !== null ? BigInt(v as string) : v;
-    });
-    return line as LineRow;
-  });
-}
-
 /**
  * loadInvoice in one round trip: the invoice (locked if asked) with its lines, its customer's
  * assignment and, for finalisation, the buyer's encrypted fields and the org's settings. The
@@ -687,7 +695,6 @@ async function loadInvoiceWith(
     .selectAll('invoices')
     .select([
       'customers.owner_user_id as customer_owner_user_id',
-      LINES_JSON.as('lines_json'),
       ...(withBuyer ? BUYER_COLUMNS : []).map((c) =>
         sql<string | null>`customers.${sql.ref(c)}`.as(`buyer_${c}`),
       ),
@@ -698,7 +705,7 @@ async function loadInvoiceWith(
   if (lock) q = q.forUpdate(['invoices']);
   const found = await q.executeTakeFirst();
   if (!found) throw new DomainError('not_found', 'No such invoice.', 'id');
-  const { customer_owner_user_id, lines_json, ...rest } = found;
+  const { customer_owner_user_id, ...rest } = found;
   const buyer: Record<string, unknown> = {};
   const row = rest as Record<string, unknown>;
   let invoice = row as unknown as InvoiceRow;
@@ -715,7 +722,7 @@ async function loadInvoiceWith(
     permission,
     customerResource({ org_id: invoice.org_id, owner_user_id: customer_owner_user_id }),
   );
-  return { row: invoice, lines: linesFromJson(lines_json), buyer };
+  return { row: invoice, lines: linesOf(invoice), buyer };
 }
 
 function stateOf(row: InvoiceRow, lineCount: number): InvoiceState {
@@ -846,7 +853,7 @@ async function draftRows(
   const totals =
     computed?.totals ?? computeInvoice(documentInput(currency, lines, terms.discounts), { rounding });
   const now = deps.clock.now();
-  const lineValues = lineRows(ctx.actor.orgId, id, lines, totals);
+  const lineValues = lineRows(lines, totals);
   const audit = auditRow({
     orgId: ctx.actor.orgId,
     actor: ctx.actor,
@@ -878,6 +885,7 @@ async function draftRows(
     discounts: JSON.stringify(terms.discounts),
     charges: '[]',
     ...totalsColumns(totals),
+    lines: JSON.stringify(storedLineObjects(lineValues)),
     created_at: now,
     updated_at: now,
   };
@@ -894,18 +902,13 @@ async function insertDraftRows(
   last = false,
 ): Promise<{ row: InvoiceRow; lines: LineRow[] }> {
   const { values, lineValues, audit } = await draftRows(deps, tx, ctx, newId('invoice'), draft);
-  // One statement writes the invoice, its lines and the audit event (the lines' foreign key is
-  // checked at its end); the lines are not read back: we have just computed them.
+  // One statement writes the invoice (its lines in its row) and the audit event.
   const withAudit = tx.with('a', (db) => db.insertInto('audit_events').values(audit));
-  let insert = auditSkippedForBenchmark() ? (tx as unknown as typeof withAudit) : withAudit;
-  if (lineValues.length)
-    insert = insert.with('l', (db) =>
-      db.insertInto('invoice_lines').values(lineValues),
-    ) as unknown as typeof insert;
+  const insert = auditSkippedForBenchmark() ? (tx as unknown as typeof withAudit) : withAudit;
   const statement = insert.insertInto('invoices').values(values).returningAll();
   // `last`: the transaction's last statement, its COMMIT sent with it
   const row = await (last ? statement.modifyEnd(THEN_COMMIT) : statement).executeTakeFirstOrThrow();
-  return { row, lines: writtenLines(lineValues) };
+  return { row, lines: lineValues };
 }
 
 /**
@@ -985,7 +988,7 @@ export async function updateInvoice(
     const discounts = input.discounts ?? (row.discounts as DocumentDiscountInput[]);
     const totals = computeInvoice(documentInput(currency, lines, discounts), { rounding: row.rounding });
     const notes = await sealNotes(deps, tx, row.org_id, row.customer_id, id, input.notes);
-    await tx.deleteFrom('invoice_lines').where('invoice_id', '=', id).execute();
+    const newLines = lineRows(lines, totals);
     const updated = await tx
       .updateTable('invoices')
       .set({
@@ -997,19 +1000,13 @@ export async function updateInvoice(
         ...(notes !== undefined ? { notes_enc: notes } : {}),
         ...(input.footer !== undefined ? { footer: input.footer } : {}),
         ...totalsColumns(totals),
+        lines: JSON.stringify(storedLineObjects(newLines)),
         version: sql<number>`version + 1`,
         updated_at: deps.clock.now(),
       })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    const inserted = lines.length
-      ? await tx
-          .insertInto('invoice_lines')
-          .values(lineRows(row.org_id, id, lines, totals))
-          .returningAll()
-          .execute()
-      : [];
     await recordAudit(tx, {
       orgId: ctx.actor.orgId,
       actor: ctx.actor,
@@ -1019,7 +1016,7 @@ export async function updateInvoice(
       meta: ctx.meta,
       details: { fields: Object.keys(input).sort(), total: totals.total.toString() },
     });
-    return view(deps, tx, ctx, updated, inserted);
+    return view(deps, tx, ctx, updated, linesOf(updated));
   });
 }
 
@@ -1266,15 +1263,6 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
     ) as unknown as typeof numbered;
     first.push('fa');
   }
-  if (fresh) {
-    // A new invoice's lines go in before the invoice row too, so the lines' guard does not yet
-    // see an invoice that is not a draft; their foreign key is checked at the end of the
-    // statement, when the invoice is there.
-    writes = writes.with('il', (db) =>
-      db.insertInto('invoice_lines').values(fresh.lineValues).returning('position'),
-    ) as unknown as typeof numbered;
-    first.push('il');
-  }
   const written = first.length
     ? sql<boolean>`(${sql.join(
         first.map((name) => sql`(SELECT count(*) FROM ${sql.table(name)})`),
@@ -1309,7 +1297,7 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
     finalized = await (paid ? insert : insert.modifyEnd(THEN_COMMIT))
       .executeTakeFirstOrThrow()
       .catch(guardFailed(deps));
-    lines = writtenLines(fresh.lineValues);
+    lines = fresh.lineValues;
   } else {
     const update = writes
       .updateTable('invoices')
@@ -1474,22 +1462,8 @@ export async function listInvoices(
     if (f.issued_from) q = q.where('issue_date', '>=', assertIsoDate(f.issued_from, 'issued_from'));
     if (f.issued_to) q = q.where('issue_date', '<=', assertIsoDate(f.issued_to, 'issued_to'));
     const { rows: page, has_more } = await fetchPage(q, f);
-    const ids = page.map((r) => r.id);
-    const allLines = ids.length
-      ? await tx.selectFrom('invoice_lines').selectAll().where('invoice_id', 'in', ids).execute()
-      : [];
     const data: InvoiceView[] = [];
-    for (const r of page)
-      data.push(
-        await view(
-          deps,
-          tx,
-          ctx,
-          r,
-          allLines.filter((l) => l.invoice_id === r.id),
-          f.expand_customer,
-        ),
-      );
+    for (const r of page) data.push(await view(deps, tx, ctx, r, linesOf(r), f.expand_customer));
     const withNotes = page.filter((r) => r.notes_enc !== null).map((r) => r.id);
     await recordPiiRead(tx, ctx, 'invoice', withNotes, 'listed');
     return { object: 'list', data, has_more };

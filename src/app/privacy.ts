@@ -10,6 +10,7 @@ import { recordAudit } from './audit.js';
 import { authorize } from './authz.js';
 import { type Ctx, systemCtx } from './context.js';
 import { type BillingDeps, customerResource } from './customers.js';
+import { linesOf } from './invoices.js';
 import { shredSubjectKeys } from './keys.js';
 import type { CipherScope } from './ports.js';
 import { decryptOrNull } from './shredded.js';
@@ -158,16 +159,6 @@ export async function exportCustomer(deps: BillingDeps, ctx: Ctx, id: string): P
       .orderBy('created_at')
       .orderBy('id')
       .execute();
-    const invoiceIds = invoices.map((i) => i.id);
-    const lines = invoiceIds.length
-      ? await tx
-          .selectFrom('invoice_lines')
-          .selectAll()
-          .where('invoice_id', 'in', invoiceIds)
-          .orderBy('invoice_id')
-          .orderBy('position')
-          .execute()
-      : [];
     const retained = new Set(
       (
         await tx
@@ -208,17 +199,15 @@ export async function exportCustomer(deps: BillingDeps, ctx: Ctx, id: string): P
         amount_credited: n(inv.amount_credited),
         amount_remaining: n(inv.amount_remaining),
         created_at: inv.created_at.toISOString(),
-        lines: lines
-          .filter((l) => l.invoice_id === inv.id)
-          .map((l) => ({
-            position: l.position,
-            description: l.description,
-            quantity: l.quantity,
-            unit_amount: n(l.unit_amount),
-            unit_amount_decimal: l.unit_amount_decimal,
-            amount: n(l.amount),
-            net_amount: n(l.net_amount),
-          })),
+        lines: linesOf(inv).map((l) => ({
+          position: l.position,
+          description: l.description,
+          quantity: l.quantity,
+          unit_amount: n(l.unit_amount),
+          unit_amount_decimal: l.unit_amount_decimal,
+          amount: n(l.amount),
+          net_amount: n(l.net_amount),
+        })),
       });
     }
     const creditNotes = await tx
@@ -252,7 +241,7 @@ export async function exportCustomer(deps: BillingDeps, ctx: Ctx, id: string): P
        GROUP BY e.currency ORDER BY e.currency`.execute(tx);
     const targets = [
       id,
-      ...invoiceIds,
+      ...invoices.map((i) => i.id),
       ...creditNotes.map((c) => c.id),
       ...quotes.map((q) => q.id),
       ...payments.map((p) => p.id),

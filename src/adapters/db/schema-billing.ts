@@ -135,6 +135,8 @@ export interface InvoicesTable {
   base_currency: string | null;
   fx_rate: string | null;
   total_base: Money | null;
+  /** The lines, in order (migration 0019: objects, amounts as decimal strings). */
+  lines: ColumnType<unknown[], string, string>;
   seller_snapshot: ColumnType<Record<string, unknown> | null, string | null, string | null>;
   buyer_snapshot_enc: string | null;
   finalized_at: Date | null;
@@ -144,26 +146,6 @@ export interface InvoicesTable {
   version: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
-}
-
-export interface InvoiceLinesTable {
-  org_id: string;
-  invoice_id: string;
-  position: number;
-  product_id: string | null;
-  description: string;
-  quantity: string;
-  unit_code: string;
-  unit_amount: Money | null;
-  unit_amount_decimal: string | null;
-  discounts: ColumnType<unknown[], string, string>;
-  charges: ColumnType<unknown[], string, string>;
-  tax_rates: ColumnType<unknown[], string, string>;
-  gross_amount: Money;
-  discount_amount: Money;
-  charge_amount: Money;
-  amount: Money;
-  net_amount: Money;
 }
 
 export interface CreditNotesTable {
@@ -325,7 +307,6 @@ export interface GatewayRefsTable {
 export interface BillingTables {
   document_sequences: DocumentSequencesTable;
   invoices: InvoicesTable;
-  invoice_lines: InvoiceLinesTable;
   credit_notes: CreditNotesTable;
   quotes: QuotesTable;
   journal_entries: JournalEntriesTable;
