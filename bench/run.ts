@@ -62,7 +62,9 @@ async function main() {
   const only = process.env.BENCH_DB;
   if (needsDb && only !== 'external') {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'billvault-bench-'));
-    const emb = await startEmbeddedPostgres({ dataDir: tmp });
+    // at the CPU priority `serve` gives it (BILLVAULT_EMBEDDED_NICE, as for serve)
+    const nice = process.env.BILLVAULT_EMBEDDED_NICE;
+    const emb = await startEmbeddedPostgres({ dataDir: tmp, ...(nice ? { nice: Number(nice) } : {}) });
     servers.push({ kind: 'embedded', url: emb.adminUrl, stop: emb.stop });
   }
   if (needsDb && only !== 'embedded') {

@@ -63,6 +63,8 @@ const schema = z.object({
   BILLVAULT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BILLVAULT_DB_POOL_SIZE: intIn(1, 200).default(10),
   BILLVAULT_WORKERS: intIn(1, 64).default(1),
+  // unset: the embedded server's own default (EMBEDDED_NICE)
+  BILLVAULT_EMBEDDED_NICE: intIn(0, 19).optional(),
   BILLVAULT_AUDIT_SEAL_INTERVAL_MS: intIn(100, 60_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_EVERY: intIn(1, 10_000_000).default(1000),
   BILLVAULT_AUDIT_CHECKPOINT_MINUTES: intIn(1, 24 * 60).default(10),
@@ -103,6 +105,8 @@ export interface Config {
   dbPoolSize: number;
   /** `serve`: server processes sharing the port (each with its own pool of dbPoolSize). */
   workers: number;
+  /** The embedded server's nice value (0–19); undefined: its default (EMBEDDED_NICE, 5). */
+  embeddedNice: number | undefined;
   /** The audit chain sealer in `serve`, and how often it signs a checkpoint (every N events or T minutes). */
   audit: { sealIntervalMs: number; checkpointEvery: number; checkpointMinutes: number };
   /** Development mode: outbound webhooks may call http://localhost (never on by default). */
@@ -188,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: raw.BILLVAULT_LOG_LEVEL,
     dbPoolSize: raw.BILLVAULT_DB_POOL_SIZE,
     workers: raw.BILLVAULT_WORKERS,
+    embeddedNice: raw.BILLVAULT_EMBEDDED_NICE,
     audit: {
       sealIntervalMs: raw.BILLVAULT_AUDIT_SEAL_INTERVAL_MS,
       checkpointEvery: raw.BILLVAULT_AUDIT_CHECKPOINT_EVERY,

@@ -30,6 +30,7 @@ export async function openRuntime(
     sharedEmbeddedUrl: opts.sharedEmbeddedUrl,
     dataDir: config.dataDir,
     poolSize: config.dbPoolSize,
+    embeddedNice: config.embeddedNice,
     log: (line) => logger.debug({ component: 'embedded-postgres' }, line),
   });
   let applied: string[] = [];

@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { ensureDatabase, startEmbeddedPostgres } from '../../src/adapters/db/embedded.js';
+import { EMBEDDED_NICE, ensureDatabase, startEmbeddedPostgres } from '../../src/adapters/db/embedded.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'bv-embedded-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -67,17 +67,30 @@ describe('embedded PostgreSQL lifecycle', () => {
       const wrong = new URL(url);
       wrong.password = 'not-the-password';
       await assert.rejects(query(wrong.toString(), 'SELECT 1'), /password authentication failed/);
+      // one step below this process's CPU priority: the server, and a backend forked just now
+      const [backend] = await query<{ pid: number }>(url, 'SELECT pg_backend_pid() AS pid');
+      assert.equal(os.getPriority(s.pid), EMBEDDED_NICE);
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+        assert.ok(pid && pid !== backend?.pid);
+        assert.equal(os.getPriority(pid), EMBEDDED_NICE);
+      } finally {
+        await c.end();
+      }
     } finally {
       await s.stop();
     }
   });
 
-  it('keeps data across a clean restart', async () => {
-    const s = await startEmbeddedPostgres({ dataDir });
+  it('keeps data across a clean restart, at the CPU priority asked for', async () => {
+    const s = await startEmbeddedPostgres({ dataDir, nice: 0 });
     try {
       const url = await ensureDatabase(s.adminUrl, 'life');
       const rows = await query<{ note: string }>(url, 'SELECT note FROM t ORDER BY id');
       assert.deepEqual(rows, [{ note: 'first' }]);
+      assert.equal(os.getPriority(s.pid), os.getPriority()); // nice 0: left as this process's
     } finally {
       await s.stop();
     }

@@ -31,6 +31,14 @@ describe('config', () => {
     fails({ PORT: '-1' }, 'PORT', /at least 0/);
   });
 
+  it("reads the embedded server's nice value (0–19; unset leaves the server's default)", () => {
+    assert.equal(loadConfig({}).embeddedNice, undefined);
+    assert.equal(loadConfig({ BILLVAULT_EMBEDDED_NICE: '0' }).embeddedNice, 0);
+    assert.equal(loadConfig({ BILLVAULT_EMBEDDED_NICE: '10' }).embeddedNice, 10);
+    fails({ BILLVAULT_EMBEDDED_NICE: '20' }, 'BILLVAULT_EMBEDDED_NICE', /at most 19/);
+    fails({ BILLVAULT_EMBEDDED_NICE: '-5' }, 'BILLVAULT_EMBEDDED_NICE', /at least 0/);
+  });
+
   it('rejects a DATABASE_URL that is not a PostgreSQL URL, without echoing it', () => {
     fails({ DATABASE_URL: 'mysql://u:hunter2@h/db' }, 'DATABASE_URL', /postgres:\/\//);
     fails({ DATABASE_URL: 'not a url' }, 'DATABASE_URL', /postgres:\/\//);

@@ -37,6 +37,8 @@ export interface OpenOptions {
   sharedEmbeddedUrl?: string | undefined;
   dataDir: string;
   poolSize?: number;
+  /** The embedded server's nice value (EmbeddedOptions.nice). */
+  embeddedNice?: number;
   log?: (line: string) => void;
 }
 
@@ -332,7 +334,11 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   let embedded: EmbeddedServer | undefined;
   let url = opts.sharedEmbeddedUrl ?? opts.databaseUrl;
   if (!url) {
-    embedded = await startEmbeddedPostgres({ dataDir: opts.dataDir, log: opts.log });
+    embedded = await startEmbeddedPostgres({
+      dataDir: opts.dataDir,
+      ...(opts.embeddedNice !== undefined ? { nice: opts.embeddedNice } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
     url = await ensureDatabase(embedded.adminUrl, 'billvault');
   }
   const { db, pool } = connect(url, opts.poolSize);
