@@ -47,15 +47,12 @@ import { deliveriesInsert, emitEvent, invoiceObject, webhookEvent } from './webh
 
 type InvoiceRow = Selectable<InvoicesTable>;
 
-/** One invoice line as the application holds it; stored in its invoice's row (invoices.lines). */
-export interface LineRow {
+/**
+ * One invoice line as the application holds it, stored in its invoice's row (invoices.lines):
+ * what was asked for (a StoredLine, its discounts and rates as stored) and what it came to.
+ */
+export interface LineRow extends Omit<StoredLine, 'discounts' | 'tax_rates'> {
   position: number;
-  product_id: string | null;
-  description: string;
-  quantity: string;
-  unit_code: string;
-  unit_amount: bigint | null;
-  unit_amount_decimal: string | null;
   discounts: unknown[];
   charges: unknown[];
   tax_rates: unknown[];

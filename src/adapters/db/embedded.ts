@@ -36,11 +36,11 @@ export interface EmbeddedOptions {
 /**
  * The embedded server's default nice value. Every request passes through the one thread of
  * Billvault's event loop, while the database works in as many processes as there are
- * connections; at equal priority, on a small machine, those processes take the CPU from the
- * event loop whenever it has work, and the whole pipeline waits for it (measured on 2 cores: the
- * event loop spent ~30 % of its time runnable but not running). One step down for the database
- * lets the loop run when it needs to and gives the database every cycle the loop leaves: +15–18 %
- * finalised invoices/s, in pairs, with less CPU per invoice on both sides.
+ * connections; at equal priority, on a small machine, those processes can take the CPU from the
+ * event loop when it has work, and the whole pipeline waits for it. One step down for the
+ * database lets the loop run when it needs to and gives the database every cycle the loop leaves.
+ * Measured on 2 cores (one-request finalisations, seven back-to-back pairs, nice 0 → 5): median
+ * +4 % invoices/s (−4 to +15 %).
  */
 export const EMBEDDED_NICE = 5;
 
