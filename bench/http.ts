@@ -2,7 +2,7 @@
 // and payment scenarios drive with 16 concurrent clients.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { LocalKeyProvider } from '../src/adapters/crypto/key-provider.js';
 import { ARGON2_DEFAULTS, createPasswordHasher } from '../src/adapters/crypto/passwords.js';
 import { createTotp } from '../src/adapters/crypto/totp.js';
 import { createWebAuthn, relyingPartyFromUrl } from '../src/adapters/crypto/webauthn.js';
+import { childPids } from '../src/adapters/db/embedded.js';
 import type { Db } from '../src/adapters/db/index.js';
 import { createApiKeyAsOperator } from '../src/app/api-keys.js';
 import { createOrg } from '../src/app/orgs.js';
@@ -138,15 +139,9 @@ export async function serveBenchCluster(db: Db, url: string, workers: number) {
   };
 }
 
-/** The pids of a process and its children (Linux /proc; empty elsewhere). */
+/** The pids of a process and its children (only the process where /proc cannot tell). */
 function serverPids(root: number | undefined): number[] {
-  if (root === undefined) return [];
-  try {
-    const children = readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim();
-    return [root, ...children.split(/\s+/).filter(Boolean).map(Number)];
-  } catch {
-    return [];
-  }
+  return root === undefined ? [] : [root, ...childPids(root)];
 }
 
 /** `call` (one JSON request with the API key) and `drive` (the load generator) against a port. */

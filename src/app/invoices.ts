@@ -1013,7 +1013,7 @@ export async function updateInvoice(
       meta: ctx.meta,
       details: { fields: Object.keys(input).sort(), total: totals.total.toString() },
     });
-    return view(deps, tx, ctx, updated, linesOf(updated));
+    return view(deps, tx, ctx, updated, newLines);
   });
 }
 

@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import { type RawBuilder, sql } from 'kysely';
 import type { CipherScope, FieldCipher, FieldRef } from '../../app/ports.js';
-import { type Tx, txOrgScope } from '../db/tx.js';
+import { KEY_GUARD_FAILED, sqlState, type Tx, txOrgScope } from '../db/tx.js';
 import { DecryptError, open, seal } from './aead.js';
 import type { KeyProvider } from './key-provider.js';
 import {
@@ -28,9 +28,6 @@ import {
  * another row, column, table or org fails to decrypt.
  */
 export const CIPHERTEXT_PREFIX = 'bv1';
-
-/** SQLSTATE of billvault_data_key_guard: the key was retired after the cipher cached it. */
-export const KEY_GUARD_FAILED = 'BVK01';
 const CIPHERTEXT_PATTERN = /^bv1:(dk_[0-9a-z]{32}):([A-Za-z0-9_-]+)$/;
 
 /** Blind indexes: HMAC-SHA256 truncated to 16 bytes (128 bits), as 32 lowercase hex characters. */
@@ -333,12 +330,7 @@ export function createFieldCipher(keyProvider: KeyProvider, opts: FieldCipherOpt
 
     guardFailed(error) {
       // A retired key is rare (usage limit, rotation, erasure): start again from the database.
-      if (
-        typeof error === 'object' &&
-        error !== null &&
-        (error as { code?: unknown }).code === KEY_GUARD_FAILED
-      )
-        active.clear();
+      if (sqlState(error) === KEY_GUARD_FAILED) active.clear();
     },
 
     async decrypt(tx, scope, field, ciphertext) {

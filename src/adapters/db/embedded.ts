@@ -45,7 +45,7 @@ export interface EmbeddedOptions {
 export const EMBEDDED_NICE = 5;
 
 /** The pids of a Linux process's children (none where /proc cannot tell). */
-function childPids(pid: number): number[] {
+export function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
       .trim()

@@ -25,9 +25,14 @@ export function noteTxOrgScope(tx: DbOrTx, orgId: string | null): void {
   scopedOrgs.set(tx, orgId ?? '');
 }
 
-// serialization_failure, deadlock_detected, and a data key retired under a statement that was
-// to write a ciphertext made with it (BVK01, migration 0018: the retry takes a fresh key)
-const RETRYABLE = new Set(['40001', '40P01', 'BVK01']);
+/**
+ * SQLSTATE of billvault_data_key_guard (migration 0018): a data key retired under a statement that
+ * was to write a ciphertext made with it; the retry takes a fresh key.
+ */
+export const KEY_GUARD_FAILED = 'BVK01';
+
+// serialization_failure, deadlock_detected, and a failed data-key guard
+const RETRYABLE = new Set(['40001', '40P01', KEY_GUARD_FAILED]);
 
 export interface TxOptions {
   /** The org whose rows this transaction may see; unset means no org rows are visible. */
@@ -37,7 +42,8 @@ export interface TxOptions {
   attempts?: number;
 }
 
-function sqlState(e: unknown): string | undefined {
+/** The SQLSTATE of a database error (undefined for anything else). */
+export function sqlState(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e
     ? String((e as { code: unknown }).code)
     : undefined;
