@@ -281,7 +281,9 @@ function agingItems(
          AND NOT EXISTS (SELECT 1 FROM cand WHERE cand.id = i.id)
       UNION ALL
       -- invoices something happened to after as_of (few): remainder today plus what changed since,
-      -- one index lookup each
+      -- one index lookup each. It can come out negative: a payment received on a past day but
+      -- recorded after another allocation to the invoice was unapplied counts from that day, so
+      -- the invoice was paid twice over then; rem > 0 in the callers reads that as paid.
       SELECT i.id, i.customer_id, i.due_date, i.currency, i.fx_rate, i.rounding,
              i.amount_due - i.amount_paid - i.amount_credited + cand.delta AS rem
         FROM cand
