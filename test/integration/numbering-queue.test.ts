@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { inOrg } from '../../src/adapters/db/index.js';
+import { NUMBERING_QUEUE_LOCK, takeSequence } from '../../src/app/invoices.js';
+import { createOrg } from '../../src/app/orgs.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+// Numbers of a series scope are taken under the counter row's lock, with a transaction-scoped
+// advisory lock of the scope in front of it as the waiters' queue (src/app/invoices.ts,
+// nextSequenceValue). What must hold: waiters queue there, a rolled-back number is the next
+// waiter's, and other scopes and other orgs do not wait.
+let t: TestDatabase;
+before(async () => {
+  t = await createTestDatabase();
+});
+after(() => t.drop());
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** Transactions waiting for a numbering queue's lock right now. */
+async function queued(): Promise<number> {
+  const r = await t.pool.query(
+    `SELECT count(*)::int AS n FROM pg_locks
+      WHERE locktype = 'advisory' AND NOT granted AND classid = $1::bigint::oid AND objsubid = 2`,
+    [NUMBERING_QUEUE_LOCK],
+  );
+  return r.rows[0].n;
+}
+
+async function until(what: () => Promise<boolean>, label: string) {
+  for (let i = 0; i < 500; i++) {
+    if (await what()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting: ${label}`);
+}
+
+/** Takes a number in its own transaction and keeps the transaction open until `release`. */
+function holdNumber(org: string, scope: string) {
+  const taken = deferred<bigint>();
+  const release = deferred<'commit' | 'rollback'>();
+  const done = inOrg(t.db, org, async (tx) => {
+    taken.resolve(await takeSequence(tx, org, 'credit_note', scope));
+    if ((await release.promise) === 'rollback') throw new Error('rolled back on purpose');
+  }).catch((e: Error) => {
+    if (e.message !== 'rolled back on purpose') throw e;
+  });
+  return { taken: taken.promise, release: release.resolve, done };
+}
+
+describe('numbering queue', () => {
+  it('waiters queue on the scope’s advisory lock; a rolled-back number goes to the next; nothing is skipped', async () => {
+    const org = (await createOrg(t.db, { name: 'Queue', baseCurrency: 'EUR' })).id;
+    const a = holdNumber(org, '2026');
+    assert.equal(await a.taken, 1n);
+    const b = holdNumber(org, '2026');
+    const c = holdNumber(org, '2026');
+    await until(async () => (await queued()) === 2, 'both later transactions queue');
+
+    a.release('rollback');
+    await a.done;
+    assert.equal(await b.taken, 1n, 'the rolled-back number is the next waiter’s');
+    await until(async () => (await queued()) === 1, 'the third still queues');
+    b.release('commit');
+    await b.done;
+    assert.equal(await c.taken, 2n);
+    c.release('commit');
+    await c.done;
+    assert.equal(await queued(), 0);
+
+    const d = holdNumber(org, '2026');
+    assert.equal(await d.taken, 3n);
+    d.release('commit');
+    await d.done;
+  });
+
+  it('another scope or another org does not wait behind a held number', async () => {
+    const org = (await createOrg(t.db, { name: 'Scopes', baseCurrency: 'EUR' })).id;
+    const other = (await createOrg(t.db, { name: 'Other', baseCurrency: 'EUR' })).id;
+    const held = holdNumber(org, '2027');
+    assert.equal(await held.taken, 1n);
+    const nextYear = holdNumber(org, '2028');
+    assert.equal(await nextYear.taken, 1n, 'another scope of the same series');
+    const otherOrg = holdNumber(other, '2027');
+    assert.equal(await otherOrg.taken, 1n, 'the same scope of another org');
+    assert.equal(await queued(), 0);
+    for (const h of [held, nextYear, otherOrg]) h.release('commit');
+    await Promise.all([held.done, nextYear.done, otherOrg.done]);
+  });
+});
