@@ -23,11 +23,12 @@ function deferred<T = void>() {
   return { promise, resolve };
 }
 
-/** Transactions waiting for a numbering queue's lock right now. */
+/** Transactions of this test's database waiting for a numbering queue's lock right now. */
 async function queued(): Promise<number> {
   const r = await t.pool.query(
     `SELECT count(*)::int AS n FROM pg_locks
-      WHERE locktype = 'advisory' AND NOT granted AND classid = $1::bigint::oid AND objsubid = 2`,
+      WHERE locktype = 'advisory' AND NOT granted AND classid = $1::bigint::oid AND objsubid = 2
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     [NUMBERING_QUEUE_LOCK],
   );
   return r.rows[0].n;
