@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { inOrg } from '../../src/adapters/db/index.js';
 import { NUMBERING_QUEUE_LOCK, takeSequence } from '../../src/app/invoices.js';
 import { createOrg } from '../../src/app/orgs.js';
@@ -35,24 +35,49 @@ async function queued(): Promise<number> {
 }
 
 async function until(what: () => Promise<boolean>, label: string) {
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < 3000; i++) {
     if (await what()) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   assert.fail(`timed out waiting: ${label}`);
 }
 
+/** A promise that must settle within 30 s (a wrong order of waiters would wait forever). */
+function soon<T>(p: Promise<T>, label: string): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`timed out: ${label}`)), 30_000).unref(),
+    ),
+  ]);
+}
+
+/** Every transaction a test opened, so that a failing test still ends them (and can drop its database). */
+const open = new Set<(how: 'commit' | 'rollback') => void>();
+afterEach(() => {
+  for (const release of open) release('rollback');
+  open.clear();
+});
+
 /** Takes a number in its own transaction and keeps the transaction open until `release`. */
 function holdNumber(org: string, scope: string) {
   const taken = deferred<bigint>();
   const release = deferred<'commit' | 'rollback'>();
+  open.add(release.resolve);
   const done = inOrg(t.db, org, async (tx) => {
     taken.resolve(await takeSequence(tx, org, 'credit_note', scope));
     if ((await release.promise) === 'rollback') throw new Error('rolled back on purpose');
   }).catch((e: Error) => {
     if (e.message !== 'rolled back on purpose') throw e;
   });
-  return { taken: taken.promise, release: release.resolve, done };
+  return {
+    taken: soon(taken.promise, `a number of ${scope}`),
+    release(how: 'commit' | 'rollback') {
+      open.delete(release.resolve);
+      release.resolve(how);
+    },
+    done: soon(done, 'the end of a transaction'),
+  };
 }
 
 describe('numbering queue', () => {
@@ -60,9 +85,11 @@ describe('numbering queue', () => {
     const org = (await createOrg(t.db, { name: 'Queue', baseCurrency: 'EUR' })).id;
     const a = holdNumber(org, '2026');
     assert.equal(await a.taken, 1n);
+    // one after the other, so that the queue's order is known
     const b = holdNumber(org, '2026');
+    await until(async () => (await queued()) === 1, 'the second transaction queues');
     const c = holdNumber(org, '2026');
-    await until(async () => (await queued()) === 2, 'both later transactions queue');
+    await until(async () => (await queued()) === 2, 'the third queues behind it');
 
     a.release('rollback');
     await a.done;
