@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../src/adapters/db/embedded.js';
+import { loadConfig } from '../src/config/config.js';
 import { makeContext, type Scenario } from './harness.js';
 
 interface Result {
@@ -62,9 +63,9 @@ async function main() {
   const only = process.env.BENCH_DB;
   if (needsDb && only !== 'external') {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'billvault-bench-'));
-    // at the CPU priority `serve` gives it (BILLVAULT_EMBEDDED_NICE, as for serve)
-    const nice = process.env.BILLVAULT_EMBEDDED_NICE;
-    const emb = await startEmbeddedPostgres({ dataDir: tmp, ...(nice ? { nice: Number(nice) } : {}) });
+    // at the CPU priority `serve` gives it (BILLVAULT_EMBEDDED_NICE, read and checked as serve does)
+    const nice = loadConfig({ BILLVAULT_EMBEDDED_NICE: process.env.BILLVAULT_EMBEDDED_NICE }).embeddedNice;
+    const emb = await startEmbeddedPostgres({ dataDir: tmp, ...(nice !== undefined ? { nice } : {}) });
     servers.push({ kind: 'embedded', url: emb.adminUrl, stop: emb.stop });
   }
   if (needsDb && only !== 'embedded') {
