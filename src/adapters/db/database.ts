@@ -168,7 +168,7 @@ export const THEN_COMMIT = sql.raw(THEN_COMMIT_MARK);
 const SCOPE_MARK = `${PREPARED_MARK} /* scope */`;
 export const SCOPE = sql.raw(SCOPE_MARK);
 /** A read (what may follow an unconfirmed BEGIN: it writes nothing, whatever happened to BEGIN). */
-const READ = /^\s*(\/\* prepared \*\/\s*)?select\b/i;
+export const READ = /^\s*(\/\* prepared \*\/\s*)?select\b/i;
 /** BEGIN as Kysely sends it. */
 const KYSELY_BEGIN = /^(begin|start transaction( isolation level [a-z ]+)?)$/;
 
@@ -316,9 +316,12 @@ export function poolOf(db: Db): pg.Pool {
  * query builder or `sql` run on that client's session (its open transaction, its settings).
  * The caller keeps ownership of the client; destroying the instance does not release it.
  */
-export function onClient(client: pg.PoolClient): Db {
+export function onClient(
+  client: pg.PoolClient,
+  query: (text: string, values?: unknown[]) => Promise<pg.QueryResult> = client.query.bind(client),
+): Db {
   // Kysely's Postgres connection calls only query() and release() on what the pool hands out.
-  const lent = { query: client.query.bind(client), release: () => {} };
+  const lent = { query, release: () => {} };
   return new Kysely<DB>({
     dialect: new PostgresDialect({
       pool: { connect: async () => lent, end: async () => {} } as unknown as pg.Pool,
@@ -365,4 +368,15 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
       await embedded?.stop();
     },
   };
+}
+
+/**
+ * Statements issued from now until the event loop next turns (every caller's, in every
+ * microtask) leave in one write: one system call, one wake-up of the server.
+ */
+export function sendTogether(client: pg.PoolClient): void {
+  const stream = (client as unknown as { connection: { stream: Partial<Writable> } }).connection.stream;
+  if (!stream.cork || !stream.uncork) return;
+  stream.cork();
+  setImmediate(() => stream.uncork?.());
 }
