@@ -20,6 +20,8 @@ import { createApiKeyAsOperator } from '../src/app/api-keys.js';
 import { createOrg } from '../src/app/orgs.js';
 import { systemClock } from '../src/app/ports.js';
 import type { IdentityDeps } from '../src/app/sessions.js';
+import { configureBatching } from '../src/app/tx-batch.js';
+import { loadConfig } from '../src/config/config.js';
 import { buildApp } from '../src/http/app.js';
 
 // Database round trips: a statement sent while the client waits for nothing else starts one; a
@@ -81,8 +83,15 @@ async function benchOrg(identity: IdentityDeps) {
   return { org, key: await createApiKeyAsOperator(identity, org.id, { name: 'bench' }) };
 }
 
+/** The bench's settings that serve reads too, read and checked as serve does. */
+const BATCH_VARS = ['BILLVAULT_TX_BATCH_MAX', 'BILLVAULT_TX_BATCH_IN_FLIGHT'] as const;
+const batchEnv = () =>
+  Object.fromEntries(BATCH_VARS.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])));
+
 /** Serves the app on a loopback port for one new org; `call` sends JSON with its API key. */
 export async function serveBenchApi(db: Db) {
+  // finalisations share transactions as serve's would (BILLVAULT_TX_BATCH_*)
+  configureBatching(db, loadConfig(batchEnv()).txBatch);
   const identity = benchIdentity(db);
   const { org, key } = await benchOrg(identity);
   const app = await buildApp({
@@ -114,6 +123,7 @@ export async function serveBenchCluster(db: Db, url: string, workers: number) {
       BILLVAULT_DATA_DIR: dataDir,
       BILLVAULT_MASTER_KEY: randomBytes(32).toString('base64'),
       BILLVAULT_LOG_LEVEL: 'warn',
+      ...batchEnv(),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

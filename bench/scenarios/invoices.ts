@@ -3,6 +3,8 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { sql } from 'kysely';
+import type { Db } from '../../src/adapters/db/index.js';
+import { batcherOf, type OrgTxBatcher } from '../../src/app/tx-batch.js';
 import { type BenchContext, percentile, type Scenario } from '../harness.js';
 import { countRoundTrips, serveBenchApi as serve, serveBenchCluster } from '../http.js';
 
@@ -22,6 +24,23 @@ function cpuMs(pids: number[]): number {
     }
   }
   return ticks * 10; // USER_HZ is 100 on Linux
+}
+
+/** How the finalisations shared transactions (src/app/tx-batch.ts) during the measurement. */
+function batchFigures(db: Db, before: OrgTxBatcher['counts'], invoices: number): Record<string, number> {
+  const now = batcherOf(db).counts;
+  const shared = now.shared - before.shared;
+  return {
+    // finalisations per transaction, alone or shared
+    invoices_per_transaction: Number(
+      (invoices / Math.max(1, now.transactions - before.transactions)).toFixed(2),
+    ),
+    shared_transactions: shared,
+    callers_per_shared_transaction: Number(
+      ((now.sharedCallers - before.sharedCallers) / Math.max(1, shared)).toFixed(2),
+    ),
+    shared_reruns: now.reruns - before.reruns,
+  };
 }
 
 /**
@@ -127,6 +146,7 @@ async function createAndFinalize(
     // the plans each connection cached while the tables were empty (foreign-key checks, the lines
     // guard) may pick an index that reads the org's whole range, and cost grows with the table.
     if (!process.env.BENCH_NO_ANALYZE) await sql`ANALYZE`.execute(db);
+    const batch0 = { ...batcherOf(db).counts };
     const cpu0 = process.cpuUsage();
     const elu0 = performance.eventLoopUtilization();
     const serverCpu0 = cluster ? cpuMs(cluster.pids()) : 0;
@@ -168,6 +188,7 @@ async function createAndFinalize(
         node_cpu_ms_per_invoice: (cpu.user + cpu.system) / 1000 / n,
         // how busy the server's own thread was (1 = never idle)
         server_event_loop_utilization: Number(elu.utilization.toFixed(3)),
+        ...batchFigures(db, batch0, n),
       },
     };
   } finally {

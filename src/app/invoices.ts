@@ -43,6 +43,7 @@ import { entryRows, postEntry } from './ledger.js';
 import { fetchPage, type ListPage, ofAssignedCustomers, type PageParams } from './pagination.js';
 import { creditPosition, lockCustomerRow } from './payments.js';
 import { decryptOrNull } from './shredded.js';
+import { runStaged, type Staged } from './tx-batch.js';
 import { deliveriesInsert, emitEvent, invoiceObject, webhookEvent } from './webhooks.js';
 
 type InvoiceRow = Selectable<InvoicesTable>;
@@ -797,7 +798,12 @@ export async function documentCustomer(
     .executeTakeFirst();
   if (!found) throw new DomainError('not_found', 'No such customer.', 'customer');
   const { tax_rates_ctx, ...row } = found as typeof found & { tax_rates_ctx?: TaxRateRow[] | null };
-  if (rateIds.length) taxRatesInTx.set(tx, new Map((tax_rates_ctx ?? []).map((r) => [r.id, r])));
+  if (rateIds.length) {
+    // (merged: callers sharing a transaction read theirs one after the other, see runStaged)
+    const known = taxRatesInTx.get(tx) ?? new Map<string, TaxRateRow>();
+    for (const r of tax_rates_ctx ?? []) known.set(r.id, r);
+    taxRatesInTx.set(tx, known);
+  }
   const customer = primeOrgContext(tx, row);
   await authorize(tx, ctx, permission, customerResource(customer));
   if (customer.archived_at)
@@ -942,24 +948,25 @@ export async function createInvoice(
     await recordDenied(deps.db, ctx, 'invoices:finalize', 'POST /v1/invoices');
     throw new DomainError('forbidden', 'This action needs the invoices:finalize permission.');
   }
-  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
-    const customer = await documentCustomer(tx, ctx, input.customer, 'invoices:write', input.lines);
-    if (input.finalize) await authorize(tx, ctx, 'invoices:finalize', customerResource(customer));
-    const currency = await documentCurrency(tx, input.currency, customer.currency);
-    const lines = await resolveLines(tx, currency, input.lines);
-    const draft: NewDraft = { customer, currency, lines, fields: input };
-    if (!input.finalize) {
+  if (!input.finalize) {
+    return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+      const draft = await newDraft(tx, ctx, input);
       // The draft is the transaction's last statement: its notes are the input's, so the reply
       // needs nothing more from the database and COMMIT goes out with the INSERT.
       const written = await insertDraftRows(deps, tx, ctx, draft, true);
       return render(written.row, written.lines, input.notes ?? null, written.row.customer_id);
-    }
-    // Created already finalised: the invoice is inserted open and numbered, with the same rows
-    // and audit events as a draft finalised at once, in one statement (no draft row to update).
+    });
+  }
+  // Created already finalised: the invoice is inserted open and numbered, with the same rows
+  // and audit events as a draft finalised at once, in one statement (no draft row to update).
+  // Concurrent finalisations of the org share a transaction when they queue (runStaged).
+  return runStaged(deps.db, ctx.actor.orgId, async (tx) => {
+    const draft = await newDraft(tx, ctx, input);
+    const { customer, currency, lines } = draft;
     const id = newId('invoice');
     const rounding = await orgRounding(tx);
     const buyer = Object.fromEntries(BUYER_COLUMNS.map((c) => [c, customer[c]]));
-    return finalizeDraft(deps, tx, ctx, {
+    return stageFinalization(deps, tx, ctx, {
       spec: {
         org_id: ctx.actor.orgId,
         id,
@@ -980,6 +987,15 @@ export async function createInvoice(
       },
     });
   });
+}
+
+/** A new invoice's customer (allowed, not archived), currency and resolved lines. */
+async function newDraft(tx: Tx, ctx: Ctx, input: InvoiceCreateInput) {
+  const customer = await documentCustomer(tx, ctx, input.customer, 'invoices:write', input.lines);
+  if (input.finalize) await authorize(tx, ctx, 'invoices:finalize', customerResource(customer));
+  const currency = await documentCurrency(tx, input.currency, customer.currency);
+  const lines = await resolveLines(tx, currency, input.lines);
+  return { customer, currency, lines, fields: input } satisfies NewDraft;
 }
 
 /** Edits a draft (lines are replaced when given); a finalised invoice refuses (`invoice_not_draft`). */
@@ -1074,9 +1090,9 @@ export async function finalizeInvoice(
   id: string,
   input: FinalizeInput = {},
 ): Promise<InvoiceView> {
-  return inOrg(deps.db, ctx.actor.orgId, async (tx) => {
+  return runStaged(deps.db, ctx.actor.orgId, async (tx) => {
     const { row, lines, buyer } = await loadInvoiceWith(tx, ctx, id, 'invoices:finalize', true, true);
-    return finalizeDraft(deps, tx, ctx, {
+    return stageFinalization(deps, tx, ctx, {
       spec: {
         ...row,
         discounts: row.discounts as DocumentDiscountInput[],
@@ -1123,13 +1139,20 @@ interface Finalization {
 }
 
 /**
- * The finalisation itself, inside the caller's transaction, on a draft the actor may finalise:
- * a stored draft (POST /v1/invoices/{id}/finalize), or a new one written open and numbered in the
- * same statement (POST /v1/invoices with `finalize: true`: same rows, same audit events, no draft
- * row to update). Whatever else a finalisation must do (events, notifications) belongs here, so
- * that both ways of finalising do it.
+ * The finalisation itself, on a draft the actor may finalise: a stored draft (POST
+ * /v1/invoices/{id}/finalize), or a new one written open and numbered in the same statement (POST
+ * /v1/invoices with `finalize: true`: same rows, same audit events, no draft row to update).
+ * Whatever else a finalisation must do (events, notifications) belongs here, so that both ways of
+ * finalising do it. Everything that can refuse is checked now, reading only; what is left is the
+ * one statement that takes the number and writes everything, which runStaged sends (in a
+ * transaction of its own, or shared with other finalisations of the org, src/app/tx-batch.ts).
  */
-async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalization): Promise<InvoiceView> {
+async function stageFinalization(
+  deps: BillingDeps,
+  tx: Tx,
+  ctx: Ctx,
+  f: Finalization,
+): Promise<Staged<InvoiceView>> {
   const { spec, input } = f;
   const id = spec.id;
   const org = await orgContext(tx);
@@ -1214,13 +1237,16 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
   // more round trip: its object is known now but for the number, which the statement renders
   // into it (in place of a one-off token).
   const token = `bv_number_${Buffer.from(randomBytesPooled(12)).toString('hex')}`;
-  const event = webhookEvent('invoice.finalized', invoiceObject({ ...spec, ...settled, number: token }), now);
+  const object = invoiceObject({ ...spec, ...settled, number: token });
+  const event = webhookEvent('invoice.finalized', object, now);
   // The reply needs nothing more from the database (the notes are opened now), so COMMIT goes
   // out with the statement and the counter's lock lasts no longer than the server's work. An
-  // invoice paid on finalisation (fully covered) emits invoice.paid too, after the statement.
+  // invoice paid on finalisation (fully covered) emits invoice.paid too, in the same statement.
   const paid = settled.status === 'paid';
   const notes = f.write.kind === 'insert' ? f.write.notes : await openNotes(deps, tx, f.write.row);
-  const numbered = tx
+  const rendered = (e: { payload: string }) =>
+    sql`replace(${e.payload}, ${JSON.stringify(token)}, to_jsonb(${numberSql})::text)`;
+  let numbered = tx
     .with(
       'seq',
       () =>
@@ -1233,11 +1259,26 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
           spec.org_id,
           'invoice.finalized',
           event.id,
-          sql`replace(${event.payload}, ${JSON.stringify(token)}, to_jsonb(${numberSql})::text)`,
+          rendered(event),
           now,
           sql`CROSS JOIN seq`,
         )})`,
     );
+  if (paid) {
+    const paidEvent = webhookEvent('invoice.paid', object, now);
+    numbered = numbered.with(
+      'whp',
+      () =>
+        sql<{ id: string }>`(${deliveriesInsert(
+          spec.org_id,
+          'invoice.paid',
+          paidEvent.id,
+          rendered(paidEvent),
+          now,
+          sql`CROSS JOIN seq`,
+        )})`,
+    ) as unknown as typeof numbered;
+  }
   // The ledger entry, the audit events and a new invoice's lines ride on the same statement (the
   // journal lines' balance is checked at commit, as before). They are written before the counter
   // row is locked: the statement reads them (a count that is never negative) before it reads the
@@ -1293,50 +1334,41 @@ async function finalizeDraft(deps: BillingDeps, tx: Tx, ctx: Ctx, f: Finalizatio
     finalized_at: now,
     paid_at: paid ? now : null,
   };
-  let finalized: InvoiceRow;
-  let lines: LineRow[];
-  if (fresh) {
-    const insert = writes
-      .insertInto('invoices')
-      .values({
-        ...fresh.values,
-        ...finalColumns,
-        number: sql<string>`(SELECT ${numberSql} FROM seq WHERE ${written})`,
-      })
-      .returningAll();
-    finalized = await (paid ? insert : insert.modifyEnd(THEN_COMMIT))
-      .executeTakeFirstOrThrow()
-      .catch(guardFailed(deps));
-    lines = fresh.lineValues;
-  } else {
-    const update = writes
-      .updateTable('invoices')
-      .from('seq')
-      .set({
-        ...finalColumns,
-        number: numberSql,
-        version: sql<number>`invoices.version + 1`,
-        updated_at: now,
-      })
-      .where('invoices.id', '=', id)
-      .where(written)
-      .returningAll('invoices');
-    finalized = await (paid ? update : update.modifyEnd(THEN_COMMIT))
-      .executeTakeFirstOrThrow()
-      .catch(guardFailed(deps));
-    lines = (f.write as { lines: LineRow[] }).lines;
-  }
-  if (paid) await emitEvent(tx, spec.org_id, 'invoice.paid', invoiceObject(finalized), now);
-  return render(finalized, lines, notes, finalized.customer_id);
-}
-
-/** Rethrows a statement's error after telling the cipher (a failed key guard drops its cache). */
-const guardFailed =
-  (deps: BillingDeps) =>
-  (e: unknown): never => {
-    deps.cipher.guardFailed(e);
-    throw e;
+  // Last: the one statement that takes the number and writes everything (see Staged).
+  const statement = fresh
+    ? writes
+        .insertInto('invoices')
+        .values({
+          ...fresh.values,
+          ...finalColumns,
+          number: sql<string>`(SELECT ${numberSql} FROM seq WHERE ${written})`,
+        })
+        .returningAll()
+    : writes
+        .updateTable('invoices')
+        .from('seq')
+        .set({
+          ...finalColumns,
+          number: numberSql,
+          version: sql<number>`invoices.version + 1`,
+          updated_at: now,
+        })
+        .where('invoices.id', '=', id)
+        .where(written)
+        .returningAll('invoices');
+  const lines = fresh ? fresh.lineValues : (f.write as { lines: LineRow[] }).lines;
+  return {
+    order: `invoice/${prepared.sequence_scope}`,
+    statement: (last) => (last ? statement.modifyEnd(THEN_COMMIT) : statement),
+    answer(rows) {
+      const finalized = rows[0] as InvoiceRow | undefined;
+      // (the statement writes nothing when its guard fails, and that is refused in the database)
+      if (!finalized) throw new Error('the finalisation statement returned no invoice');
+      return render(finalized, lines, notes, finalized.customer_id);
+    },
+    failed: (e) => deps.cipher.guardFailed(e),
   };
+}
 
 async function creditedRemainder(tx: Tx, row: InvoiceRow) {
   const notes = await tx

@@ -63,6 +63,8 @@ const schema = z.object({
   BILLVAULT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BILLVAULT_DB_POOL_SIZE: intIn(1, 200).default(10),
   BILLVAULT_WORKERS: intIn(1, 64).default(1),
+  BILLVAULT_TX_BATCH_MAX: intIn(1, 256).default(16),
+  BILLVAULT_TX_BATCH_IN_FLIGHT: intIn(1, 64).default(2),
   // unset: the embedded server's own default (EMBEDDED_NICE)
   BILLVAULT_EMBEDDED_NICE: intIn(0, 19).optional(),
   BILLVAULT_AUDIT_SEAL_INTERVAL_MS: intIn(100, 60_000).default(1000),
@@ -105,6 +107,11 @@ export interface Config {
   dbPoolSize: number;
   /** `serve`: server processes sharing the port (each with its own pool of dbPoolSize). */
   workers: number;
+  /**
+   * Group commit of an org's finalisations (src/app/tx-batch.ts): callers at most in one shared
+   * transaction (1: never shared), and the org's transactions running at once before callers queue.
+   */
+  txBatch: { maxBatch: number; maxInFlight: number };
   /** The embedded server's nice value (0–19); undefined: its default (EMBEDDED_NICE, 5). */
   embeddedNice: number | undefined;
   /** The audit chain sealer in `serve`, and how often it signs a checkpoint (every N events or T minutes). */
@@ -192,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: raw.BILLVAULT_LOG_LEVEL,
     dbPoolSize: raw.BILLVAULT_DB_POOL_SIZE,
     workers: raw.BILLVAULT_WORKERS,
+    txBatch: { maxBatch: raw.BILLVAULT_TX_BATCH_MAX, maxInFlight: raw.BILLVAULT_TX_BATCH_IN_FLIGHT },
     embeddedNice: raw.BILLVAULT_EMBEDDED_NICE,
     audit: {
       sealIntervalMs: raw.BILLVAULT_AUDIT_SEAL_INTERVAL_MS,

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { type Database, migrate, migrationStatus, openDatabase } from '../adapters/db/index.js';
 import { createLogger, type Logger } from '../adapters/log/logger.js';
+import { configureBatching } from '../app/tx-batch.js';
 import type { Config } from '../config/config.js';
 
 /** The process-wide parts every entry point needs: config, logger, database. */
@@ -33,6 +34,7 @@ export async function openRuntime(
     embeddedNice: config.embeddedNice,
     log: (line) => logger.debug({ component: 'embedded-postgres' }, line),
   });
+  configureBatching(database.db, config.txBatch);
   let applied: string[] = [];
   try {
     if (opts.migrate) {

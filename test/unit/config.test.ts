@@ -39,6 +39,17 @@ describe('config', () => {
     fails({ BILLVAULT_EMBEDDED_NICE: '-5' }, 'BILLVAULT_EMBEDDED_NICE', /at least 0/);
   });
 
+  it('reads how finalisations share transactions (defaults 16 callers, 2 transactions in flight)', () => {
+    assert.deepEqual(loadConfig({}).txBatch, { maxBatch: 16, maxInFlight: 2 });
+    assert.deepEqual(loadConfig({ BILLVAULT_TX_BATCH_MAX: '1', BILLVAULT_TX_BATCH_IN_FLIGHT: '4' }).txBatch, {
+      maxBatch: 1,
+      maxInFlight: 4,
+    });
+    fails({ BILLVAULT_TX_BATCH_MAX: '0' }, 'BILLVAULT_TX_BATCH_MAX', /at least 1/);
+    fails({ BILLVAULT_TX_BATCH_MAX: 'lots' }, 'BILLVAULT_TX_BATCH_MAX', /whole number/);
+    fails({ BILLVAULT_TX_BATCH_IN_FLIGHT: '65' }, 'BILLVAULT_TX_BATCH_IN_FLIGHT', /at most 64/);
+  });
+
   it('rejects a DATABASE_URL that is not a PostgreSQL URL, without echoing it', () => {
     fails({ DATABASE_URL: 'mysql://u:hunter2@h/db' }, 'DATABASE_URL', /postgres:\/\//);
     fails({ DATABASE_URL: 'not a url' }, 'DATABASE_URL', /postgres:\/\//);
