@@ -125,7 +125,10 @@ export class OrgTxBatcher {
   }
 
   private enqueue<R, Row>(orgId: string, stage: Stage<R, Row>): Promise<R> {
-    if (this.opts.maxBatch <= 1) return alone(this.db, orgId, stage);
+    if (this.opts.maxBatch <= 1) {
+      this.counts.transactions++;
+      return alone(this.db, orgId, stage);
+    }
     let q = this.queues.get(orgId);
     if (!q) {
       q = { running: 0, staging: 0, waiting: [] };

@@ -41,3 +41,19 @@ export function buildBillingApp(t: TestDatabase, cipher = testCipher()) {
     billing: { db: t.db, cipher, clock: systemClock },
   });
 }
+
+/** The values of a standard-rated (S), exclusive, non-compound tax rate row. */
+export function standardRateRow(org: string, id: string, name: string, percentage: string) {
+  return {
+    org_id: org,
+    id,
+    name,
+    percentage,
+    inclusive: false,
+    compound: false,
+    category: 'S' as const,
+    exemption_reason: null,
+    exemption_reason_code: null,
+    jurisdiction: null,
+  };
+}

@@ -9,7 +9,7 @@ import { createOrg } from '../../src/app/orgs.js';
 import { newId } from '../../src/domain/ids.js';
 import type { Role } from '../../src/domain/permissions.js';
 import type { BuiltApp } from '../../src/http/app.js';
-import { actorHeader, addMember, buildBillingApp } from '../helpers/billing.js';
+import { actorHeader, addMember, buildBillingApp, standardRateRow } from '../helpers/billing.js';
 import { testCipher } from '../helpers/crypto.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -88,18 +88,7 @@ before(async () => {
   await inOrg(t.db, orgA, (tx) =>
     tx
       .insertInto('tax_rates')
-      .values({
-        org_id: orgA,
-        id: vat20,
-        name: 'VAT 20%',
-        percentage: '20',
-        inclusive: false,
-        compound: false,
-        category: 'S',
-        exemption_reason: null,
-        exemption_reason_code: null,
-        jurisdiction: null,
-      })
+      .values(standardRateRow(orgA, vat20, 'VAT 20%', '20'))
       .execute(),
   );
   const customer = async (org: string, role: Role, body: Record<string, unknown>) => {

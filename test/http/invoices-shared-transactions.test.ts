@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { inOrg } from '../../src/adapters/db/index.js';
 import { parseAllowList } from '../../src/adapters/net/ssrf.js';
-import { DEFAULT_PATTERNS, NUMBERING_QUEUE_LOCK, takeSequence } from '../../src/app/invoices.js';
+import { DEFAULT_PATTERNS, takeSequence } from '../../src/app/invoices.js';
 import { createOrg } from '../../src/app/orgs.js';
 import { systemClock } from '../../src/app/ports.js';
 import { batcherOf } from '../../src/app/tx-batch.js';
@@ -22,6 +22,7 @@ import { buildTestApp } from '../helpers/app.js';
 import { actorHeader, addMember, headerActor } from '../helpers/billing.js';
 import { testCipher } from '../helpers/crypto.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { deferred, numberingWaiters, until } from '../helpers/wait.js';
 
 let t: TestDatabase;
 let app: BuiltApp;
@@ -42,33 +43,6 @@ const invoiceBody = (c: string, amount: number, finalize = true) => ({
   lines: [{ description: 'Work', quantity: '1', unit_amount: amount }],
   ...(finalize ? { finalize: true } : {}),
 });
-
-/** Transactions of this database waiting in a numbering queue right now. */
-async function queuedOnNumbers(): Promise<number> {
-  const r = await t.pool.query(
-    `SELECT count(*)::int AS n FROM pg_locks
-      WHERE locktype = 'advisory' AND NOT granted AND classid = $1::bigint::oid AND objsubid = 2
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-    [NUMBERING_QUEUE_LOCK],
-  );
-  return r.rows[0].n;
-}
-
-async function until(what: () => Promise<boolean> | boolean, label: string) {
-  for (let i = 0; i < 3000; i++) {
-    if (await what()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting: ${label}`);
-}
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 let releaseHold: (() => void) | undefined;
 afterEach(() => releaseHold?.());
@@ -163,7 +137,7 @@ describe('finalisations sharing a transaction, through the API', () => {
     const b = batcherOf(t.db);
     const counts0 = { ...b.counts };
     await until(() => b.callers(org) === requests.length, 'every request queued');
-    await until(async () => (await queuedOnNumbers()) >= 1, 'a transaction waiting for a number');
+    await until(async () => (await numberingWaiters(t)) >= 1, 'a transaction waiting for a number');
     hold.release();
     await hold.done;
     const replies = await Promise.all(requests.map(async (r) => ({ ...r, res: await r.reply })));

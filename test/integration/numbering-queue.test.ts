@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { inOrg } from '../../src/adapters/db/index.js';
-import { NUMBERING_QUEUE_LOCK, takeSequence } from '../../src/app/invoices.js';
+import { takeSequence } from '../../src/app/invoices.js';
 import { createOrg } from '../../src/app/orgs.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { deferred, numberingWaiters, soon, until } from '../helpers/wait.js';
 
 // Numbers of a series scope are taken under the counter row's lock, with a transaction-scoped
 // advisory lock of the scope in front of it as the waiters' queue (src/app/invoices.ts,
@@ -14,43 +15,6 @@ before(async () => {
   t = await createTestDatabase();
 });
 after(() => t.drop());
-
-function deferred<T = void>() {
-  let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-/** Transactions of this test's database waiting for a numbering queue's lock right now. */
-async function queued(): Promise<number> {
-  const r = await t.pool.query(
-    `SELECT count(*)::int AS n FROM pg_locks
-      WHERE locktype = 'advisory' AND NOT granted AND classid = $1::bigint::oid AND objsubid = 2
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-    [NUMBERING_QUEUE_LOCK],
-  );
-  return r.rows[0].n;
-}
-
-async function until(what: () => Promise<boolean>, label: string) {
-  for (let i = 0; i < 3000; i++) {
-    if (await what()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting: ${label}`);
-}
-
-/** A promise that must settle within 30 s (a wrong order of waiters would wait forever). */
-function soon<T>(p: Promise<T>, label: string): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error(`timed out: ${label}`)), 30_000).unref(),
-    ),
-  ]);
-}
 
 /** Every transaction a test opened, so that a failing test still ends them (and can drop its database). */
 const open = new Set<(how: 'commit' | 'rollback') => void>();
@@ -87,20 +51,20 @@ describe('numbering queue', () => {
     assert.equal(await a.taken, 1n);
     // one after the other, so that the queue's order is known
     const b = holdNumber(org, '2026');
-    await until(async () => (await queued()) === 1, 'the second transaction queues');
+    await until(async () => (await numberingWaiters(t)) === 1, 'the second transaction queues');
     const c = holdNumber(org, '2026');
-    await until(async () => (await queued()) === 2, 'the third queues behind it');
+    await until(async () => (await numberingWaiters(t)) === 2, 'the third queues behind it');
 
     a.release('rollback');
     await a.done;
     assert.equal(await b.taken, 1n, 'the rolled-back number is the next waiter’s');
-    await until(async () => (await queued()) === 1, 'the third still queues');
+    await until(async () => (await numberingWaiters(t)) === 1, 'the third still queues');
     b.release('commit');
     await b.done;
     assert.equal(await c.taken, 2n);
     c.release('commit');
     await c.done;
-    assert.equal(await queued(), 0);
+    assert.equal(await numberingWaiters(t), 0);
 
     const d = holdNumber(org, '2026');
     assert.equal(await d.taken, 3n);
@@ -117,7 +81,7 @@ describe('numbering queue', () => {
     assert.equal(await nextYear.taken, 1n, 'another scope of the same series');
     const otherOrg = holdNumber(other, '2027');
     assert.equal(await otherOrg.taken, 1n, 'the same scope of another org');
-    assert.equal(await queued(), 0);
+    assert.equal(await numberingWaiters(t), 0);
     for (const h of [held, nextYear, otherOrg]) h.release('commit');
     await Promise.all([held.done, nextYear.done, otherOrg.done]);
   });

@@ -9,7 +9,9 @@ import { createOrg } from '../../src/app/orgs.js';
 import { OrgTxBatcher, type Stage } from '../../src/app/tx-batch.js';
 import { DomainError } from '../../src/domain/errors.js';
 import { newId } from '../../src/domain/ids.js';
+import { standardRateRow } from '../helpers/billing.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { deferred } from '../helpers/wait.js';
 
 let t: TestDatabase;
 let org: string;
@@ -21,30 +23,11 @@ before(async () => {
 });
 after(() => t.drop());
 
-function deferred<T = void>() {
-  let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
 /** A tax rate row named `name` in the caller's org (an org-scoped table under Row-Level Security). */
 const insertRate = (tx: Tx, orgId: string, name: string) =>
   tx
     .insertInto('tax_rates')
-    .values({
-      org_id: orgId,
-      id: newId('tax_rate'),
-      name,
-      percentage: '1',
-      inclusive: false,
-      compound: false,
-      category: 'S',
-      exemption_reason: null,
-      exemption_reason_code: null,
-      jurisdiction: null,
-    })
+    .values(standardRateRow(orgId, newId('tax_rate'), name, '1'))
     .returning(['id', 'name']);
 
 const selectOne = (tx: Tx) => ({
@@ -207,6 +190,7 @@ describe('shared transactions', () => {
     const never = new OrgTxBatcher(t.db, { maxBatch: 1, maxInFlight: 2 });
     await Promise.all([1, 2, 3, 4].map((i) => never.run(org, writer(`solo-n${i}`))));
     assert.equal(never.counts.shared, 0);
+    assert.equal(never.counts.transactions, 4);
     assert.equal((await ratesNamed('solo-n')).length, 4);
   });
 });
