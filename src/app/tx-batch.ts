@@ -71,6 +71,16 @@ type Outcome = { ok: true; value: unknown } | { ok: false; reason: unknown };
 /** The shared transaction is given up: every caller runs again in a transaction of its own. */
 class RunAlone extends Error {}
 
+/**
+ * COMMIT was sent but no answer came (the connection failed): the transaction may have committed,
+ * so nobody runs again; every caller gets the error, as a caller alone would.
+ */
+class CommitUnknown extends Error {
+  constructor(readonly reason: unknown) {
+    super('the shared transaction’s commit went unanswered');
+  }
+}
+
 /** One caller's use case in a transaction of its own (inOrg, with its retries). */
 function alone<R, Row>(db: Db, orgId: string, stage: Stage<R, Row>): Promise<R> {
   return inOrg(db, orgId, async (tx) => send(await stage(tx), true));
@@ -88,9 +98,11 @@ function alone<R, Row>(db: Db, orgId: string, stage: Stage<R, Row>): Promise<R> 
  * - a stage that refuses its caller (a DomainError) refuses that caller only; the others go on —
  *   unless the transaction has written anything by then (a stage should not write, but a refusal
  *   must never be committed with the others' writes): then every caller runs alone;
- * - any other failure (a statement, the commit, a stage's database error) aborts the whole
- *   transaction, and every caller runs again alone, so that each gets its own answer and a caller
- *   whose statement failed takes nobody's work down with it;
+ * - any other failure (a statement, a stage's database error) aborts the whole transaction, and
+ *   every caller runs again alone, so that each gets its own answer and a caller whose statement
+ *   failed takes nobody's work down with it — but only when nothing can have been committed: a
+ *   COMMIT that went unanswered (a lost connection) fails every caller with that error, with no
+ *   rerun, exactly as it would fail a caller alone;
  * - a caller's promise settles after the commit.
  * The shared transaction is all-or-nothing like any other: numbers taken in it are gap-free.
  */
@@ -183,7 +195,11 @@ export class OrgTxBatcher {
         outcomes = await inSharedOrgTransaction(this.db, orgId, (shared) =>
           shareTransaction(shared, members, onStaged),
         );
-      } catch {
+      } catch (e) {
+        if (e instanceof CommitUnknown) {
+          for (const m of members) m.reject(e.reason);
+          return;
+        }
         outcomes = undefined;
       }
     }
@@ -233,8 +249,14 @@ async function shareTransaction(
   shared.together();
   const committed = shared.commitAfter(ready.length);
   const written = await Promise.allSettled(ready.map((r) => send(r.staged, false)));
+  let didCommit: boolean;
+  try {
+    didCommit = await committed;
+  } catch (e) {
+    throw new CommitUnknown(e);
+  }
   // Nothing was committed (a statement failed, and the server rolled back at COMMIT).
-  if (!(await committed)) throw new RunAlone();
+  if (!didCommit) throw new RunAlone();
   // Committed: each caller's answer is its own, whatever became of the others'.
   const outcomes: Outcome[] = staged.map((s) =>
     s.status === 'rejected' ? { ok: false, reason: s.reason } : { ok: true, value: undefined },

@@ -165,6 +165,41 @@ describe('shared transactions', () => {
     assert.deepEqual(await ratesNamed('st-'), ['st-0', 'st-1', 'st-2']);
   });
 
+  it('a COMMIT that goes unanswered (the connection is lost) fails every caller and runs nobody again', async () => {
+    const b = new OrgTxBatcher(t.db, { maxBatch: 16, maxInFlight: 2 });
+    const block = blocker(b, 'lost-0');
+    // The connection is ended while its statement runs and COMMIT waits behind it: nobody can
+    // know what the server did with the COMMIT, so running the callers again could write their
+    // work twice.
+    const cut: Stage<string> = async (tx) => {
+      const r = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(tx);
+      const pid = r.rows[0]?.pid;
+      return {
+        order: 'y',
+        statement: () => ({
+          execute: async () => {
+            const slow = sql`SELECT pg_sleep(10)`.execute(tx);
+            setTimeout(() => void t.pool.query('SELECT pg_terminate_backend($1)', [pid]), 200);
+            return (await slow).rows;
+          },
+        }),
+        answer: () => 'never',
+      };
+    };
+    const callers = [b.run(org, writer('lost-1')), b.run(org, cut), b.run(org, writer('lost-2'))];
+    block.release();
+    const results = await Promise.allSettled(callers);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected', 'rejected'],
+    );
+    await block.done;
+    assert.equal(b.counts.shared, 1);
+    assert.equal(b.counts.reruns, 0);
+    // (here the server died before it read COMMIT: nothing of the shared transaction was written)
+    assert.deepEqual(await ratesNamed('lost-'), ['lost-0']);
+  });
+
   it('a shared transaction sees only its org, like any other', async () => {
     const b = new OrgTxBatcher(t.db, { maxBatch: 16, maxInFlight: 2 });
     await inOtherOrg();
