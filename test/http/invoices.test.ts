@@ -6,7 +6,7 @@ import { createOrg } from '../../src/app/orgs.js';
 import { newId } from '../../src/domain/ids.js';
 import type { Role } from '../../src/domain/permissions.js';
 import type { BuiltApp } from '../../src/http/app.js';
-import { actorHeader, addMember, buildBillingApp } from '../helpers/billing.js';
+import { actorHeader, addMember, buildBillingApp, standardRateRow } from '../helpers/billing.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 let t: TestDatabase;
@@ -34,19 +34,7 @@ async function taxRate(
   await inOrg(t.db, org, (tx) =>
     tx
       .insertInto('tax_rates')
-      .values({
-        org_id: org,
-        id,
-        name,
-        percentage,
-        inclusive: false,
-        compound: false,
-        category,
-        exemption_reason: null,
-        exemption_reason_code: null,
-        jurisdiction: null,
-        ...extra,
-      })
+      .values({ ...standardRateRow(org, id, name, percentage), category, ...extra })
       .execute(),
   );
   return id;
