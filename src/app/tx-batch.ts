@@ -231,8 +231,7 @@ async function shareTransaction(
   onStaged: () => void,
 ): Promise<Outcome[]> {
   const { tx } = shared;
-  // Every stage's first read leaves in one write, and so do the writes below.
-  shared.together();
+  // (every stage's first read leaves in one write with BEGIN: see inSharedOrgTransaction)
   const staged = await Promise.allSettled(members.map((m) => m.stage(tx)));
   onStaged();
   const refused = staged.filter((s) => s.status === 'rejected');

@@ -191,10 +191,16 @@ const answered = (command: string, rowCount: number | null = null): pg.QueryResu
   fields: [],
 });
 
-const settled = <T>(p: Promise<T>): Promise<T> => {
+/** p, marked handled: its rejection is thrown where it is awaited, never reported as unhandled. */
+export const settled = <T>(p: Promise<T>): Promise<T> => {
   p.catch(() => {});
   return p;
 };
+
+/** The socket node-postgres writes a client's messages to (corked to send several in one write). */
+function socketOf(client: pg.PoolClient): Partial<Writable> {
+  return (client as unknown as { connection: { stream: Partial<Writable> } }).connection.stream;
+}
 
 /**
  * Two round trips of every transaction carry nothing the client must read before the next
@@ -219,7 +225,7 @@ function pipelineTransactions(
   const state: PipelineState = {};
   pipelineStates.set(client, state);
   // Statements sent together leave in one write (one system call, one wake-up of the server).
-  const stream = (client as unknown as { connection: { stream: Partial<Writable> } }).connection.stream;
+  const stream = socketOf(client);
   let corked: NodeJS.Immediate | undefined;
   const cork = () => {
     if (corked || !stream.cork || !stream.uncork) return;
@@ -375,7 +381,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
  * microtask) leave in one write: one system call, one wake-up of the server.
  */
 export function sendTogether(client: pg.PoolClient): void {
-  const stream = (client as unknown as { connection: { stream: Partial<Writable> } }).connection.stream;
+  const stream = socketOf(client);
   if (!stream.cork || !stream.uncork) return;
   stream.cork();
   setImmediate(() => stream.uncork?.());

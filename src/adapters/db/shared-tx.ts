@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type pg from 'pg';
-import { type Db, onClient, poolOf, READ, sendTogether } from './database.js';
+import { type Db, onClient, poolOf, READ, sendTogether, settled } from './database.js';
 import { scopeTransaction, type Tx } from './tx.js';
 
 /** The transaction handed to a shared transaction's callback, and what else it may do with it. */
@@ -47,12 +47,11 @@ export async function inSharedOrgTransaction<T>(
     sendTogether(client);
     await client.query('begin');
     await scopeTransaction(raw, orgId);
-    const scoped = sql<{ org: string }>`SELECT current_setting('app.org_id', true) AS org`
-      .execute(raw)
-      .then((r) => {
+    const scoped = settled(
+      sql<{ org: string }>`SELECT current_setting('app.org_id', true) AS org`.execute(raw).then((r) => {
         if (r.rows[0]?.org !== orgId) throw new Error('the shared transaction is not scoped to its org');
-      });
-    scoped.catch(() => {});
+      }),
+    );
     let issued = 0;
     let commitAt: { count: number; sent: (p: Promise<pg.QueryResult>) => void } | undefined;
     const send = (text: string, values?: unknown[]) => {
@@ -69,8 +68,7 @@ export async function inSharedOrgTransaction<T>(
     };
     const session = onClient(client, (text, values) => {
       if (READ.test(text)) {
-        const read = send(text, values);
-        read.catch(() => {});
+        const read = settled(send(text, values));
         return scoped.then(() => read);
       }
       return scoped.then(() => send(text, values));
